@@ -1,0 +1,169 @@
+"""The `labedge` command line. Each subcommand module exposes ``add_parser(subparsers)``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from agent import __version__
+from agent.config import ConfigError, default_config_path, load_config
+
+log = logging.getLogger("labedge")
+
+#: Subcommand modules contributed by the other subsystems, wired in one place.
+COMMAND_MODULES = [
+    "translators.cli",         # translate, translators
+    "translators.worker",      # _translate-worker (the sandbox child)
+    "agent.transport.cli",     # receive, pki, enroll
+    "agent.demo",              # demo
+    "agent.sheets.cli",        # sheet
+    "tray.app",                # tray
+]
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", type=Path, default=None,
+                   help=f"config file (default: {default_config_path()})")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.logs import setup_logging
+    from agent.runner import Agent
+
+    cfg = load_config(args.config or default_config_path())
+    path = setup_logging(cfg.log_dir, cfg.log_level, console=True)
+    log.info("logging to %s", path)
+    return Agent(cfg).run_forever()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from agent.status import build_status, format_status
+
+    cfg = load_config(args.config or default_config_path(), check_watch_folders=False)
+    st = build_status(cfg)
+    print(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    import platformdirs
+
+    from agent.starter_config import STARTER
+
+    out: Path = args.out or default_config_path()
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} already exists; use --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = STARTER.format(
+        device_id=args.device_id, instrument_id=args.instrument_id,
+        watch=str(args.watch or Path.home() / "InstrumentData").replace("\\", "/"),
+        spool_dir=Path(platformdirs.user_data_dir("labedge", appauthor=False), "spool").as_posix(),
+        state_dir=Path(platformdirs.user_state_dir("labedge", appauthor=False)).as_posix(),
+        log_dir=Path(platformdirs.user_log_dir("labedge", appauthor=False)).as_posix())
+    out.write_text(text, encoding="utf-8")
+    load_config(out, check_watch_folders=False)  # the starter must always be valid
+    print(f"wrote {out}; edit the [[instruments]] watch folder, then run: labedge run --config {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from agent.package.verify import verify_package
+
+    rc = 0
+    for p in args.package:
+        res = verify_package(p)
+        if res.ok:
+            print(f"OK   {p}: bag valid, {res.files} files, {res.bytes} bytes, all sha256 match")
+        else:
+            rc = 1
+            print(f"BAD  {p}:")
+            for problem in res.problems:
+                print(f"     {problem}")
+    return rc
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from agent.state.store import StateStore
+
+    cfg = load_config(args.config or default_config_path(), check_watch_folders=False)
+    store = StateStore(cfg.state_db)
+    try:
+        n = store.retry_failed()
+    finally:
+        store.close()
+    print(f"{n} failed package(s) put back in the queue")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labedge", description="Edge agent for instrument PCs: watch, pair, "
+                                     "translate, package and upload measurements.")
+    parser.add_argument("--version", action="version", version=f"labedge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="run the agent in the foreground (what the service runs)")
+    _config_arg(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="queue and health")
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("init", help="write a commented starter config")
+    p.add_argument("--out", type=Path, default=None, help=f"where to write it (default: {default_config_path()})")
+    p.add_argument("--device-id", default="instrument-pc-01", help="this PC's device id (certificate CN)")
+    p.add_argument("--instrument-id", default="instrument-01")
+    p.add_argument("--watch", type=Path, default=None, help="the instrument's output folder")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("verify", help="check a package's bag, hashes and layout")
+    p.add_argument("package", type=Path, nargs="+")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("retry", help="put failed packages back in the upload queue")
+    _config_arg(p)
+    p.set_defaults(func=cmd_retry)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name or name.startswith(str(exc.name) + "."):
+                continue  # subsystem not built into this distribution
+            _broken(name, exc)
+            continue
+        except Exception as exc:  # one broken subsystem must not take every command down
+            _broken(name, exc)
+            continue
+        try:
+            module.add_parser(sub)
+        except Exception as exc:
+            _broken(name, exc)
+    return parser
+
+
+def _broken(module: str, exc: BaseException) -> None:
+    print(f"labedge: warning: the commands of {module} are unavailable ({type(exc).__name__}: {exc})",
+          file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"labedge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

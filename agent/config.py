@@ -1,0 +1,246 @@
+"""Load and validate the agent's TOML configuration.
+
+The schema in ``config/schema`` is the single source of what is allowed; this module turns
+schema violations into one-line messages that name the key (and the instrument id), and
+fills defaults from platformdirs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import platformdirs
+
+from config import config_schema
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+APP = "labedge"
+GiB = 1024 ** 3
+#: RDE requires a 56-character owner id; this all-zero id marks "owner not known" on unpaired data.
+UNKNOWN_OWNER = "0" * 56
+
+#: Files instruments and editors write while working; never data.
+DEFAULT_EXCLUDES = ["*.tmp", "*.temp", "~$*", "*~", "*.swp", "*.bak", "*.part", "*.crdownload", ".~lock.*",
+                    "Thumbs.db", "desktop.ini", ".DS_Store", "*.lock", "*.lck"]
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+@dataclass(frozen=True)
+class UploadConfig:
+    broker: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    topic_prefix: str = "rde"
+    chunk_size: int = 1024 * 1024
+    window: int = 8
+    rate_limit: int = 0
+    keepalive: int = 30
+    session_expiry: int = 7 * 24 * 3600
+    ack_timeout: float = 30.0
+    delete_delivered: bool = True
+    parallel: int = 4
+    reconnect_max: float = 60.0
+
+    @property
+    def host(self) -> str:
+        return self.broker.split("://", 1)[1].rstrip("/").rsplit(":", 1)[0] if ":" in self.broker.split("://", 1)[1] \
+            else self.broker.split("://", 1)[1].rstrip("/")
+
+    @property
+    def port(self) -> int:
+        rest = self.broker.split("://", 1)[1].rstrip("/")
+        return int(rest.rsplit(":", 1)[1]) if ":" in rest else 8883
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = True
+    port: int = 8765
+
+
+@dataclass(frozen=True)
+class InstrumentConfig:
+    id: str
+    watch: tuple[Path, ...]
+    translator: str = "auto"
+    template: str = "general"
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    settle_seconds: float = 5.0
+    polling: str = "auto"
+    poll_seconds: float = 5.0
+    group: str = "file"
+    group_quiet_seconds: float = 10.0
+    marker: str | None = None
+    recursive: bool = True
+    unpaired_policy: str = "send"      # agent.sheets: "hold" forever, or "send" unpaired after hold_seconds
+    hold_seconds: float = 600.0        # wait this long for a sample sheet before the policy applies
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_excludes(self) -> tuple[str, ...]:
+        return tuple(DEFAULT_EXCLUDES) + self.exclude
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    device_id: str
+    instruments: tuple[InstrumentConfig, ...]
+    spool_dir: Path
+    state_dir: Path
+    log_dir: Path
+    log_level: str = "INFO"
+    default_owner_id: str = UNKNOWN_OWNER
+    spool_max_bytes: int = 50 * GiB
+    min_free_bytes: int = 1 * GiB
+    rescan_seconds: float = 60.0
+    translate_timeout_seconds: float = 300.0
+    translate_memory_mb: int = 4096
+    upload: UploadConfig | None = None
+    web: WebConfig = WebConfig()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / "state.sqlite3"
+
+    def instrument(self, instrument_id: str) -> InstrumentConfig:
+        for inst in self.instruments:
+            if inst.id == instrument_id:
+                return inst
+        raise KeyError(instrument_id)
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "labedge.toml"
+
+
+def load_config(path: Path | str, *, check_watch_folders: bool = True) -> Config:
+    """Read, validate and resolve a config file. Raises ConfigError with a precise message."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (create one with `labedge init --out {path}`)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    return parse_config(data, source=path, check_watch_folders=check_watch_folders)
+
+
+def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: bool = True) -> Config:
+    validate_config_dict(data, source=source)
+    base = source.parent.resolve()
+
+    def resolve(p: str) -> Path:
+        q = Path(os.path.expandvars(os.path.expanduser(p)))
+        return q if q.is_absolute() else (base / q)
+
+    instruments = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data["instruments"]):
+        iid = raw["id"]
+        where = f"instruments[{i}] (id={iid!r})"
+        if iid in seen:
+            raise ConfigError(f"{source}: {where}: duplicate instrument id {iid!r}")
+        seen.add(iid)
+        watch = tuple(resolve(w) for w in raw["watch"])
+        if check_watch_folders:
+            for w in watch:
+                if not w.is_dir():
+                    raise ConfigError(f"{source}: {where}.watch: folder {str(w)!r} does not exist or is not a folder")
+        if raw.get("group") == "folder" and not raw.get("recursive", True):
+            raise ConfigError(f"{source}: {where}: group = \"folder\" needs recursive = true")
+        known = {k: v for k, v in raw.items() if k in InstrumentConfig.__dataclass_fields__ and k != "extra"}
+        known["watch"] = watch
+        for key in ("include", "exclude"):
+            if key in known:
+                known[key] = tuple(known[key])
+        instruments.append(InstrumentConfig(**known))
+
+    upload = None
+    if "upload" in data:
+        u = dict(data["upload"])
+        for key in ("ca_file", "cert_file", "key_file"):
+            u[key] = resolve(u[key])
+        upload = UploadConfig(**u)
+
+    dirs = {
+        "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
+        "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)),
+        "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)),
+    }
+    for key in dirs:
+        if key in data:
+            dirs[key] = resolve(data[key])
+    scalars = {k: data[k] for k in ("log_level", "default_owner_id", "spool_max_bytes", "min_free_bytes", "rescan_seconds",
+                                     "translate_timeout_seconds", "translate_memory_mb") if k in data}
+    return Config(source=source, device_id=data["device_id"], instruments=tuple(instruments), upload=upload,
+                  web=WebConfig(**data.get("web", {})), raw=data, **dirs, **scalars)
+
+
+def validate_config_dict(data: dict[str, Any], *, source: Path | str = "config") -> None:
+    validator = jsonschema.Draft202012Validator(config_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise ConfigError(f"{source}: " + describe_error(errors[0], data))
+
+
+def describe_error(err: jsonschema.ValidationError, data: dict[str, Any]) -> str:
+    """One line naming the key, the instrument id when inside [[instruments]], and what is allowed."""
+    path = list(err.absolute_path)
+    where = _key_path(path, data)
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        allowed = ", ".join(sorted(err.schema.get("properties", {})))
+        key = f"{where}.{extra[0]}" if where else extra[0]
+        return f"unknown key {key!r}; allowed here: {allowed}"
+    if err.validator == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return f"missing required key {(where + '.' if where else '') + missing!r}"
+    if err.validator == "type":
+        return f"{where}: expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+    if err.validator == "enum":
+        return f"{where}: {err.instance!r} is not one of {', '.join(map(repr, err.validator_value))}"
+    if err.validator == "pattern":
+        hint = err.schema.get("description", f"must match {err.validator_value}")
+        return f"{where}: {err.instance!r} is not allowed ({hint})"
+    if err.validator in ("minimum", "maximum"):
+        return f"{where}: {err.instance!r} is out of range ({err.validator} {err.validator_value})"
+    if err.validator == "minItems":
+        return f"{where}: needs at least {err.validator_value} item(s)"
+    return f"{where or 'top level'}: {err.message}"
+
+
+def _key_path(path: list[Any], data: Any) -> str:
+    out = ""
+    node = data
+    for part in path:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict) and "id" in node[part]:
+                label = f"[{part}] (id={node[part]['id']!r})"
+            out += label
+        else:
+            out += ("." if out else "") + str(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out

@@ -1,0 +1,52 @@
+"""The intake gate: stop taking new measurements when the spool is full or the disk is low.
+
+Nothing is dropped: a measurement that cannot be taken waits (in memory now, and on disk in the
+instrument's folder, where the catch-up scan finds it after a restart).
+"""
+from __future__ import annotations
+
+import errno
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.state.store import StateStore
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@dataclass
+class IntakeGate:
+    store: StateStore
+    spool_dir: Path
+    spool_max_bytes: int
+    min_free_bytes: int
+
+    def blocked_reason(self, incoming_bytes: int) -> str | None:
+        """None when a measurement of ``incoming_bytes`` may be taken in now, else why not."""
+        used = self.store.spool_bytes()
+        if incoming_bytes > self.spool_max_bytes:
+            return (f"spool full: a measurement of {human(incoming_bytes)} is larger than spool_max_bytes "
+                    f"({human(self.spool_max_bytes)}); raise spool_max_bytes to take it")
+        if used + incoming_bytes > self.spool_max_bytes:
+            return (f"spool full: {human(used)} of {human(self.spool_max_bytes)} (spool_max_bytes) used by "
+                    "packages waiting for upload; intake resumes when they are delivered")
+        free = shutil.disk_usage(self.spool_dir).free
+        if free - incoming_bytes < self.min_free_bytes:
+            return (f"low disk: {human(free)} free on the spool's disk ({self.spool_dir}), "
+                    f"need {human(incoming_bytes)} plus min_free_bytes ({human(self.min_free_bytes)}); "
+                    "intake resumes when space is freed")
+        return None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):  # SQLite reports ENOSPC as SQLITE_FULL
+        return getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -1,0 +1,224 @@
+"""`labedge receive`: the facility end of the protocol (and the model for writing another one).
+
+One thread drives the MQTT connection; every message is handled to completion in order:
+offer -> (create/continue the partial on disk) -> status; chunk -> write in place -> credit;
+all chunks -> fsync, verify every sha256 and the bag, rename into the store -> "stored".
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from agent.transport import protocol as P
+from agent.transport.link import Link, LinkSettings
+from agent.transport.receiver_config import ReceiverConfig
+from agent.transport.receiver_store import (PackageInvalid, Partial, expire_partials, final_dir, partial_ids,
+                                            stored_digests)
+from agent.transport.tls import client_context
+
+log = logging.getLogger(__name__)
+
+ACK_FLUSH_SECONDS = 0.05
+IDLE_CLOSE_SECONDS = 300.0
+EXPIRY_SWEEP_SECONDS = 60.0
+
+
+class Receiver:
+    def __init__(self, cfg: ReceiverConfig) -> None:
+        self.cfg = cfg
+        self.instance = f"{cfg.client_id}-{secrets.token_hex(4)}"
+        self.partials: dict[tuple[str, str], Partial] = {}
+        self.stats = {"offers": 0, "chunks": 0, "duplicates": 0, "stored": 0, "dedup_acks": 0, "rejected": 0}
+        self.ack_every = max(1, cfg.window // 4)
+        self._last_flush = 0.0
+        self._last_sweep = 0.0
+        cfg.store_dir.mkdir(parents=True, exist_ok=True)
+        ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
+        self.link = Link(LinkSettings(
+            host=cfg.host, port=cfg.port, client_id=cfg.client_id, ca_file=cfg.ca_file, cert_file=cfg.cert_file,
+            key_file=cfg.key_file, keepalive=cfg.keepalive, session_expiry=cfg.session_expiry,
+            clean_start=cfg.session_expiry == 0, max_inflight=200, backoff_max=cfg.reconnect_max,
+            subscriptions=[(P.receiver_filter(cfg.topic_prefix, cfg.share_group), 1)]),
+            ctx, on_message=self._on_message, on_connected=self._on_connected)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self, stop: threading.Event) -> int:
+        log.info("receiver %s storing into %s (share group %s)", self.instance, self.cfg.store_dir,
+                 self.cfg.share_group)
+        try:
+            while not stop.is_set():
+                if not self.link.connected and not self.link.ensure_connected(stop.wait):
+                    break
+                self.link.loop(timeout=0.02)
+                self._periodic()
+        finally:
+            for p in self.partials.values():
+                p.close()
+            self.link.close()
+        return 0
+
+    def _on_connected(self, session_present: bool) -> None:
+        # Nudge devices with unfinished transfers (we may have died mid-transfer): they ask again.
+        for device, pid in partial_ids(self.cfg.store_dir):
+            self._send(device, pid, "status", q=None)
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_flush >= ACK_FLUSH_SECONDS:
+            self._last_flush = now
+            for key, p in list(self.partials.items()):
+                self._flush_acks(p)
+                if p.since_refresh or now - p.last_activity < 2.0:
+                    p.refresh()
+                    if p.complete:
+                        self._finalize(p)
+                elif now - p.last_activity > IDLE_CLOSE_SECONDS or not p.alive():
+                    p.close()
+                    self.partials.pop(key, None)
+        if now - self._last_sweep >= EXPIRY_SWEEP_SECONDS:
+            self._last_sweep = now
+            for name in expire_partials(self.cfg.store_dir, self.cfg.partial_expiry_seconds):
+                device, pid = name.split("/", 1)
+                p = self.partials.pop((device, pid), None)
+                if p is not None:
+                    p.close()
+
+    # ------------------------------------------------------------------ messages
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            device, pid, kind = P.parse_up_topic(self.cfg.topic_prefix, msg.topic)
+        except P.ProtocolError as exc:
+            log.warning("ignored: %s", exc)
+            return
+        try:
+            if kind == "offer":
+                self._on_offer(device, pid, msg.payload)
+            else:
+                self._on_chunk(device, pid, msg.payload)
+        except OSError as exc:  # disk full, permissions: do not ack, say why, keep serving others
+            log.error("%s/%s: cannot write to the store (%s); the device will resume later", device, pid, exc)
+        except Exception:  # noqa: BLE001 - one hostile message must not stop the facility's receiver
+            log.exception("%s/%s: error handling %s", device, pid, kind)
+
+    def _send(self, device: str, pid: str, kind: str, **fields: object) -> None:
+        self.link.publish(P.down_topic(self.cfg.topic_prefix, device, pid), P.down_message(kind, pid, **fields))
+
+    def _stored(self, device: str, pid: str) -> bool:
+        final = final_dir(self.cfg.store_dir, device, pid)
+        if not final.is_dir():
+            return False
+        self._send(device, pid, "stored", **stored_digests(final))
+        self.stats["dedup_acks"] += 1
+        return True
+
+    def _on_offer(self, device: str, pid: str, payload: bytes) -> None:
+        self.stats["offers"] += 1
+        if self._stored(device, pid):  # dedupe: acked again, never stored twice
+            return
+        try:
+            offer = P.parse_offer(pid, payload, max_bytes=self.cfg.max_package_bytes)
+        except P.ProtocolError as exc:
+            log.warning("%s/%s: offer rejected: %s", device, pid, exc)
+            self.stats["rejected"] += 1
+            self._send(device, pid, "rejected", reason=str(exc))
+            return
+        query = _query_of(payload)
+        p = self.partials.get((device, pid))
+        if p is None or p.offer.tag != offer.tag or not p.alive():
+            if p is not None:
+                p.close()
+            p = Partial.open_for_offer(self.cfg.store_dir, device, offer, payload, self.instance)
+            self.partials[(device, pid)] = p
+        p.refresh()
+        self._flush_acks(p)
+        if p.complete and self._finalize(p):
+            return
+        missing = p.missing()
+        self._send(device, pid, "status", q=query, missing=P.to_ranges(missing), window=self.cfg.window)
+
+    def _partial(self, device: str, pid: str) -> Partial | None:
+        p = self.partials.get((device, pid))
+        if p is not None and p.alive():
+            return p
+        if p is not None:
+            p.close()
+            self.partials.pop((device, pid), None)
+        p = Partial.load(self.cfg.store_dir, device, pid, self.instance)
+        if p is not None:
+            self.partials[(device, pid)] = p
+        return p
+
+    def _on_chunk(self, device: str, pid: str, payload: bytes) -> None:
+        try:
+            tag, seq, data = P.decode_chunk(payload)
+        except P.ProtocolError as exc:
+            log.warning("%s/%s: chunk dropped: %s", device, pid, exc)
+            return
+        p = self._partial(device, pid)
+        if p is None:
+            if not self._stored(device, pid):
+                self._send(device, pid, "reoffer")  # e.g. the partial expired, or the store was reset
+            return
+        if tag != p.offer.tag:
+            return  # a late chunk of an older offer of this package
+        if seq >= p.offer.chunks or len(data) != p.offer.chunk_len(seq):
+            log.warning("%s/%s: chunk %d has a bad sequence number or length; dropped", device, pid, seq)
+            return
+        if p.write_chunk(seq, data):
+            self.stats["chunks"] += 1
+        else:
+            self.stats["duplicates"] += 1
+        p.pending_acks.append(seq)
+        if len(p.pending_acks) >= self.ack_every:
+            self._flush_acks(p)
+        if p.should_refresh(self.cfg.window):
+            p.refresh()
+            if p.complete:
+                self._flush_acks(p)
+                self._finalize(p)
+
+    def _flush_acks(self, p: Partial) -> None:
+        if p.pending_acks:
+            self._send(p.device, p.offer.package_id, "credit", got=P.to_ranges(p.pending_acks))
+            p.pending_acks.clear()
+
+    def _finalize(self, p: Partial) -> bool:
+        pid = p.offer.package_id
+        t0 = time.monotonic()
+        try:
+            digests = p.finalize()
+        except OSError as exc:  # disk full or permissions: keep the partial, the device asks again
+            log.error("%s/%s: cannot store (%s); will retry when the device asks again", p.device, pid, exc)
+            return False
+        except PackageInvalid as exc:
+            log.error("%s/%s: complete but invalid, discarded: %s", p.device, pid, exc)
+            self.partials.pop((p.device, pid), None)
+            self.stats["rejected"] += 1
+            self._send(p.device, pid, "rejected", reason=f"bag does not verify: {exc}")
+            return True
+        if digests is None:
+            return False
+        self.partials.pop((p.device, pid), None)
+        self.stats["stored"] += 1
+        log.info("stored %s/%s: %d file(s), %d bytes, verified in %.2f s", p.device, pid, len(p.offer.files),
+                 p.offer.total_bytes, time.monotonic() - t0)
+        self._send(p.device, pid, "stored", **digests)
+        return True
+
+
+def _query_of(payload: bytes) -> int | None:
+    import json
+    try:
+        q = json.loads(payload).get("q")
+    except (ValueError, AttributeError):
+        return None
+    return q if isinstance(q, int) else None
+
+
+def store_path(cfg: ReceiverConfig, device: str, pid: str) -> Path:
+    return final_dir(cfg.store_dir, device, pid)

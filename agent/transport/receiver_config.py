@@ -1,0 +1,95 @@
+"""`labedge receive --config receiver.toml`: the receiver's own small, versioned config."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from agent.config import ConfigError, describe_error
+from agent.transport.tls import own_cert_summary
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    source: Path
+    broker: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    store_dir: Path
+    client_id: str
+    topic_prefix: str = "rde"
+    share_group: str = "labedge"
+    window: int = 16
+    partial_expiry_seconds: float = 7 * 24 * 3600.0
+    max_package_bytes: int = 1 << 40
+    keepalive: int = 60
+    session_expiry: int = 0
+    reconnect_max: float = 30.0
+    log_level: str = "INFO"
+    log_file: Path | None = None
+
+    @property
+    def host(self) -> str:
+        rest = self.broker.split("://", 1)[1].rstrip("/")
+        return rest.rsplit(":", 1)[0] if ":" in rest else rest
+
+    @property
+    def port(self) -> int:
+        rest = self.broker.split("://", 1)[1].rstrip("/")
+        return int(rest.rsplit(":", 1)[1]) if ":" in rest else 8883
+
+
+def receiver_schema() -> dict[str, Any]:
+    text = resources.files("config").joinpath("schema/receiver.v1.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def load_receiver_config(path: Path | str) -> ReceiverConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: receiver config file not found") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_receiver_config(data, source=path)
+
+
+def parse_receiver_config(data: dict[str, Any], *, source: Path) -> ReceiverConfig:
+    validator = jsonschema.Draft202012Validator(receiver_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: len(e.absolute_path))
+    if errors:
+        raise ConfigError(f"{source}: " + describe_error(errors[0], data))
+    base = source.parent.resolve()
+
+    def resolve(p: str) -> Path:
+        q = Path(os.path.expandvars(os.path.expanduser(p)))
+        return q if q.is_absolute() else base / q
+
+    kw = {k: v for k, v in data.items() if k != "config_version"}
+    for key in ("ca_file", "cert_file", "key_file", "store_dir", "log_file"):
+        if key in kw:
+            kw[key] = resolve(kw[key])
+    for key in ("ca_file", "cert_file", "key_file"):
+        if not kw[key].is_file():
+            raise ConfigError(f"{source}: {key}: file {str(kw[key])!r} does not exist")
+    if "client_id" not in kw:
+        cn, _, _ = own_cert_summary(kw["cert_file"])
+        if cn == "?":
+            raise ConfigError(f"{source}: cert_file {kw['cert_file']}: not a readable PEM certificate")
+        kw["client_id"] = cn
+    return ReceiverConfig(source=source, **kw)

@@ -1,0 +1,1 @@
+"""Facility broker configuration (mosquitto.conf, labedge.acl) and the loopback renderer."""

@@ -1,0 +1,136 @@
+"""Careful readers for hostile files: size caps, zip-bomb checks, XML without entities.
+
+Translators read whole vendor files into memory; these helpers turn every way that can go
+wrong into a :class:`CorruptFile` that names the file and what was wrong.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from translators.contract import CorruptFile
+
+MAX_FILE_BYTES = 2 << 30     # a single member or file we are willing to hold in memory
+MAX_ZIP_TOTAL = 4 << 30      # sum of uncompressed member sizes
+MAX_ZIP_RATIO = 200          # compression ratio above which a member looks like a bomb
+
+
+def read_head(path: Path, n: int = 4096) -> bytes:
+    """First ``n`` bytes, or b'' if unreadable (for sniff, which must never raise)."""
+    try:
+        with Path(path).open("rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise CorruptFile(f"{path.name}: {size} bytes is more than the {limit} bytes this reader accepts")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptFile(f"{path.name}: cannot be read: {exc.strerror or exc}") from None
+    if not data:
+        raise CorruptFile(f"{path.name}: the file is empty")
+    return data
+
+
+def decode_text(data: bytes, encodings: tuple[str, ...] = ("utf-8-sig", "cp932", "latin-1")) -> tuple[str, str]:
+    """Decode with the first encoding that fits; Japanese instruments write Shift-JIS (cp932)."""
+    for enc in encodings:
+        try:
+            return data.decode(enc), enc
+        except UnicodeDecodeError:
+            continue
+    return data.decode(encodings[-1], errors="replace"), encodings[-1] + "+replace"
+
+
+def is_zip(path: Path) -> bool:
+    return read_head(path, 4) == b"PK\x03\x04"
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CorruptFile(f"{path.name}: not a readable zip archive ({exc}); truncated or damaged?") from None
+    total = 0
+    for info in zf.infolist():
+        total += info.file_size
+        if info.file_size > MAX_FILE_BYTES or total > MAX_ZIP_TOTAL:
+            raise CorruptFile(f"{path.name}: member {info.filename!r} unpacks to more than we accept")
+        if info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO and info.file_size > 1 << 24:
+            raise CorruptFile(f"{path.name}: member {info.filename!r} looks like a zip bomb")
+    return zf
+
+
+def zip_member(zf: zipfile.ZipFile, name: str, archive: str) -> bytes:
+    try:
+        return zf.read(name)
+    except KeyError:
+        raise CorruptFile(f"{archive}: member {name!r} is missing") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise CorruptFile(f"{archive}: member {name!r} is damaged ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - zlib.error and friends from a bit-flipped stream
+        raise CorruptFile(f"{archive}: member {name!r} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def parse_xml(data: bytes, where: str) -> ET.Element:
+    """Parse XML that may not declare entities (no billion-laughs, no external entities)."""
+    head = data[:4096]
+    if b"<!ENTITY" in head or b"<!DOCTYPE" in head:
+        raise CorruptFile(f"{where}: XML with DOCTYPE/ENTITY declarations is not accepted")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise CorruptFile(f"{where}: not well-formed XML ({exc}); truncated or damaged?") from None
+
+
+def local(tag: str) -> str:
+    """Tag without its '{namespace}'."""
+    return tag.rsplit("}", 1)[-1]
+
+
+KEY_ATTRS = ("LogicName", "AxisName", "Name", "axis", "name")
+
+
+def _key_attr(els: list[ET.Element]) -> str | None:
+    for attr in KEY_ATTRS:
+        vals = [e.attrib.get(attr) for e in els]
+        if all(vals) and len(set(vals)) == len(vals):
+            return attr
+    return None
+
+
+def xml_to_dict(el: ET.Element) -> Any:
+    """Element tree -> nested dict with the vendor's names kept verbatim.
+
+    Attributes become '@attr'; text beside children becomes '#text'. Repeated sibling tags
+    that carry a distinguishing attribute (LogicName, AxisName, Name, axis) become
+    'Tag[value]' keys, so paths read like ``Drives/InfoData[Chi]/Position/@Value``;
+    other repeated tags become lists.
+    """
+    node: dict[str, Any] = {f"@{local(k)}": v for k, v in el.attrib.items()}
+    groups: dict[str, list[ET.Element]] = {}
+    for child in el:
+        groups.setdefault(local(child.tag), []).append(child)
+    for tag, els in groups.items():
+        if len(els) == 1:
+            node[tag] = xml_to_dict(els[0])
+            continue
+        attr = _key_attr(els)
+        if attr:
+            for e in els:
+                node[f"{tag}[{e.attrib[attr]}]"] = xml_to_dict(e)
+        else:
+            node[tag] = [xml_to_dict(e) for e in els]
+    text = (el.text or "").strip()
+    if not node:
+        return text
+    if text:
+        node["#text"] = text
+    return node

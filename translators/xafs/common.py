@@ -1,0 +1,36 @@
+"""XAFS-only helpers shared by the 9809, XDI and Athena readers (generic ones: ``translators.common``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from translators.contract import CorruptFile
+
+HC_EV_ANGSTROM = 12398.419843  # h*c in eV·Å (CODATA 2018)
+MAX_TEXT_BYTES = 256 * 1024 * 1024  # XAFS text files are kB..MB; refuse absurd inputs
+
+
+def head(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def read_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
+    size = path.stat().st_size
+    if size > limit:
+        raise CorruptFile(f"{path.name}: {size} bytes exceeds the {limit} byte limit for XAFS text")
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def float_row(path: Path, lineno: int, parts: list[str], line: str) -> list[float]:
+    """One whitespace-split data row as floats; CorruptFile naming file, line and row otherwise."""
+    try:
+        return [float(x) for x in parts]
+    except ValueError:
+        raise CorruptFile(f"{path.name}: line {lineno}: data row is not numeric: {line.strip()[:60]!r}") from None
+
+
+def angle_to_energy(theta_deg: Any, d_spacing: float) -> Any:
+    """Bragg: E = hc / (2 d sin θ); works on floats and numpy arrays."""
+    import numpy as np
+    return HC_EV_ANGSTROM / (2.0 * d_spacing * np.sin(np.radians(theta_deg)))
