@@ -1,7 +1,9 @@
 """The sheet page in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
 from __future__ import annotations
 
+import json
 import re
+import time
 import subprocess
 import sys
 import threading
@@ -18,6 +20,19 @@ EVIL = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"
 def open_sheet(page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("body[data-ready='1']", timeout=10000)
+
+
+def reopen_until(page, url: str, seen, timeout: float = 15.0):
+    """Open `url` in a new tab of the same browser context until `seen(tab)` holds, as a user reopening it would."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tab = page.context.new_page()
+        open_sheet(tab, url)
+        if seen(tab):
+            return tab
+        tab.close()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} never showed the remembered values within {timeout:.0f} s")
 
 
 def fill_fib(page, sample: str = "W-tip-07", beam: str = "48") -> None:
@@ -90,11 +105,13 @@ def test_file_page_saves_a_sheet_json_that_pairs_files(agent_env: AgentEnv, page
     inv = env.invoice(pkg)
     assert inv["sample"]["names"] == ["W-tip-11"] and inv["custom"]["beam_current"] == 120.0
     run_rde_validate(Path(pkg.path))
-    # the last values are remembered for the next sheet
-    open_sheet(page, html.as_uri())
-    assert page.input_value("[name='sample.names']") == "W-tip-11"
-    assert page.input_value("[name='basic.dataOwnerId']") == OWNER
+    # the last values are remembered for the next sheet. The page wrote them at once; a file: page's
+    # storage is handed between tabs by the browser, so the next tab is opened until it sees them.
+    stored = page.evaluate("localStorage.getItem('labedge.sheet.fib-atom-probe')")
+    assert stored is not None and json.loads(stored)["sample.names"] == "W-tip-11"
     assert page.js_errors == []
+    nxt = reopen_until(page, html.as_uri(), lambda p: p.input_value("[name='sample.names']") == "W-tip-11")
+    assert nxt.input_value("[name='basic.dataOwnerId']") == OWNER
 
 
 def test_the_page_refuses_bad_values_with_visible_messages(agent_env: AgentEnv, page, artifacts_dir: Path) -> None:
