@@ -265,6 +265,7 @@ cert_file = "{q(lay.certs / (RECEIVER + '.pem'))}"
 key_file = "{q(lay.certs / (RECEIVER + '.key'))}"
 store_dir = "{q(lay.store)}"
 log_file = "{q(lay.logs / 'receiver.log')}"
+min_free_bytes = 67108864    # a demo on a nearly full laptop still runs; production keeps 256 MiB
 """, encoding="utf-8")
 
 

@@ -43,6 +43,9 @@ def tray_state(st: dict[str, Any]) -> TrayState:
         return TrayState(ATTENTION, f"{held} measurement(s) need a sample sheet", ["open the local page to fill it"])
     if problems:
         return TrayState(ATTENTION, "something needs a look", [problems[0]["message"]])
+    busy = next((pr for pr in st.get("problems", []) if pr.get("key") == "upload:receiver"), None)
+    if busy:
+        return TrayState(ATTENTION, "uploads wait for the facility's receiver", [waiting, busy["message"]])
     upload = st.get("upload") if isinstance(st.get("upload"), dict) else {}
     if st.get("offline") or agent.get("mode") == "offline":
         return TrayState(OFFLINE, "offline: packages are kept until upload is configured", [waiting])

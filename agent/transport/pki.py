@@ -79,7 +79,12 @@ def write_private(path: Path, data: bytes, *, force: bool = False) -> None:
     else:
         os.fchmod(fd, 0o600)  # umask can only narrow the mode, but be explicit
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:  # a short write (nearly full disk) must not leave half a key behind
+            n = os.write(fd, view)
+            if n <= 0:
+                raise OSError(28, f"{path}: disk full while writing the key")
+            view = view[n:]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -3,11 +3,13 @@
 One thread drives the MQTT connection; every message is handled to completion in order:
 offer -> (create/continue the partial on disk) -> status; chunk -> write in place -> credit;
 all chunks -> fsync, verify every sha256 and the bag, rename into the store -> "stored".
+A store that is full (or unwritable) answers "busy": the device keeps the package and asks again later.
 """
 from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 ACK_FLUSH_SECONDS = 0.05
 IDLE_CLOSE_SECONDS = 300.0
 EXPIRY_SWEEP_SECONDS = 60.0
+#: A failing store makes every chunk in flight fail: tell the device once, not once per chunk.
+BUSY_REPEAT_SECONDS = 5.0
 
 
 class Receiver:
@@ -37,6 +41,7 @@ class Receiver:
         self.ack_every = max(1, cfg.window // 4)
         self._last_flush = 0.0
         self._last_sweep = 0.0
+        self._busy_sent: dict[tuple[str, str], float] = {}
         cfg.store_dir.mkdir(parents=True, exist_ok=True)
         ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
         self.link = Link(LinkSettings(
@@ -101,12 +106,36 @@ class Receiver:
             else:
                 self._on_chunk(device, pid, msg.payload)
         except OSError as exc:  # disk full, permissions: do not ack, say why, keep serving others
-            log.error("%s/%s: cannot write to the store (%s); the device will resume later", device, pid, exc)
+            self._busy(device, pid, f"cannot write to its store ({exc.strerror or exc})")
         except Exception:  # noqa: BLE001 - one hostile message must not stop the facility's receiver
             log.exception("%s/%s: error handling %s", device, pid, kind)
 
     def _send(self, device: str, pid: str, kind: str, **fields: object) -> None:
         self.link.publish(P.down_topic(self.cfg.topic_prefix, device, pid), P.down_message(kind, pid, **fields))
+
+    def _busy(self, device: str, pid: str, why: str, *, answer: bool = False) -> None:
+        """Tell the device we cannot take its package now; it keeps it and offers again later."""
+        now = time.monotonic()
+        if not answer and now - self._busy_sent.get((device, pid), -BUSY_REPEAT_SECONDS) < BUSY_REPEAT_SECONDS:
+            return
+        self._busy_sent[(device, pid)] = now
+        if len(self._busy_sent) > 10_000:
+            self._busy_sent.clear()
+        log.error("%s/%s: the receiver %s; the device was told to retry in %.0f s", device, pid, why,
+                  self.cfg.busy_retry_seconds)
+        self.stats["busy"] = self.stats.get("busy", 0) + 1
+        self._send(device, pid, "busy", reason=f"the receiver {why}", retry_after=self.cfg.busy_retry_seconds)
+
+    def _short_of_space(self, p: Partial) -> str | None:
+        need = p.missing_bytes()
+        try:
+            free = shutil.disk_usage(self.cfg.store_dir).free
+        except OSError:
+            return None
+        if free - need >= self.cfg.min_free_bytes:
+            return None
+        return (f"has {_mib(free)} free in {self.cfg.store_dir} and this package needs {_mib(need)} more "
+                f"(plus {_mib(self.cfg.min_free_bytes)} kept in reserve)")
 
     def _stored(self, device: str, pid: str) -> bool:
         final = final_dir(self.cfg.store_dir, device, pid)
@@ -137,6 +166,10 @@ class Receiver:
         p.refresh()
         self._flush_acks(p)
         if p.complete and self._finalize(p):
+            return
+        short = self._short_of_space(p)
+        if short is not None:
+            self._busy(device, pid, short, answer=True)
             return
         missing = p.missing()
         self._send(device, pid, "status", q=query, missing=P.to_ranges(missing), window=self.cfg.window)
@@ -193,7 +226,7 @@ class Receiver:
         try:
             digests = p.finalize()
         except OSError as exc:  # disk full or permissions: keep the partial, the device asks again
-            log.error("%s/%s: cannot store (%s); will retry when the device asks again", p.device, pid, exc)
+            self._busy(p.device, pid, f"cannot store the complete package ({exc.strerror or exc})")
             return False
         except PackageInvalid as exc:
             log.error("%s/%s: complete but invalid, discarded: %s", p.device, pid, exc)
@@ -209,6 +242,10 @@ class Receiver:
                  p.offer.total_bytes, time.monotonic() - t0)
         self._send(p.device, pid, "stored", **digests)
         return True
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
 
 
 def _query_of(payload: bytes) -> int | None:

@@ -37,6 +37,8 @@ class ReceiverConfig:
     keepalive: int = 60
     session_expiry: int = 0
     reconnect_max: float = 30.0
+    min_free_bytes: int = 256 * 1024 * 1024
+    busy_retry_seconds: float = 30.0
     log_level: str = "INFO"
     log_file: Path | None = None
 

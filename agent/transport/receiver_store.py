@@ -12,6 +12,7 @@ each appends only to its own log (no shared writer), and the union of the logs i
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -51,6 +52,16 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """pwrite that never stops short: a nearly full disk takes part of a write WITHOUT an error, and a
+    chunk counted as written while its tail is missing would only show up as a bad sha256 at the end."""
+    while data:
+        n = os.pwrite(fd, data, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        data, offset = data[n:], offset + n
 
 
 def stored_digests(final: Path) -> dict[str, str]:
@@ -136,7 +147,7 @@ class Partial:
             return False
         pos = 0
         for i, off, n in self.offer.pieces(seq):
-            os.pwrite(self._fd(i), data[pos:pos + n], off)
+            pwrite_all(self._fd(i), data[pos:pos + n], off)
             pos += n
         if self.own_log is None:
             self.own_log = os.open(self.dir / f"chunks-{self.instance}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
@@ -144,8 +155,17 @@ class Partial:
             self.log_pos[f"chunks-{self.instance}.log"] = 0
         # The data is written before its seq is logged: a logged chunk is always on disk (or in the page
         # cache, which a process crash does not lose; the final sha256 checks catch a power loss).
-        os.write(self.own_log, SEQ.pack(seq))
-        self.log_pos[f"chunks-{self.instance}.log"] += SEQ.size
+        name = f"chunks-{self.instance}.log"
+        try:
+            written = os.write(self.own_log, SEQ.pack(seq))
+            if written != SEQ.size:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.dir / name))
+        except OSError:
+            # A torn record in the middle of the log would shift every later one: cut it off (the
+            # chunk is simply not logged, so it counts as missing and is sent again).
+            os.ftruncate(self.own_log, self.log_pos[name])
+            raise
+        self.log_pos[name] += SEQ.size
         self.have[seq] = 1
         self.n_have += 1
         self.since_refresh += 1
@@ -179,6 +199,9 @@ class Partial:
     @property
     def complete(self) -> bool:
         return self.n_have >= self.offer.chunks
+
+    def missing_bytes(self) -> int:
+        return sum(self.offer.chunk_len(i) for i, h in enumerate(self.have) if not h)
 
     def missing(self) -> list[int]:
         return [i for i, h in enumerate(self.have) if not h]

@@ -82,6 +82,8 @@ class Transfer:
     rounds: list[list[int]] = field(default_factory=list)  # [missing at a status, chunks sent since]
     confirmed: set[int] = field(default_factory=set)
     no_subscriber: bool = False
+    busy_until: float = 0.0            # the receiver said "busy": offer again at this time
+    busy_reason: str | None = None
 
     @classmethod
     def open(cls, package_id: str, bag: Path, chunk_size: int) -> "Transfer":

@@ -33,6 +33,8 @@ QUOTA_EXCEEDED = 0x97
 PACKET_TOO_LARGE = 0x95
 #: After the broker denies a publish, wait this long before starting the next package (no retry storm).
 DENIED_PAUSE = 60.0
+#: Bounds on a receiver's "busy ... retry_after": a hostile or broken value must not stall or spin us.
+BUSY_RETRY_BOUNDS = (1.0, 600.0)
 
 
 class Uploader(Worker):
@@ -127,6 +129,10 @@ class Uploader(Worker):
             self._start_transfers(now)
         sending = False
         for t in list(self.active.values()):
+            if t.busy_until:
+                if now >= t.busy_until:
+                    self._offer(t)
+                continue
             if t.state == "sending":
                 sending |= self._send_chunks(t)
             if t.package_id not in self.active:
@@ -161,6 +167,7 @@ class Uploader(Worker):
     def _offer(self, t: Transfer) -> None:
         t.query += 1
         t.state = "offering"
+        t.busy_until = 0.0
         self._forget_outstanding(t)
         t.last_offer = time.monotonic()
         payload = t.offer.to_json(t.query)
@@ -266,12 +273,41 @@ class Uploader(Worker):
                 self._on_stored(t, body)
             elif kind == "reoffer":
                 self._offer(t)
+            elif kind == "busy":
+                self._on_busy(t, body)
             elif kind == "rejected":
                 reason = str(body.get("reason", "no reason given"))[:500]
                 self._drop(pid, "failed", f"the receiver rejected the package: {reason}")
         except P.ProtocolError as exc:
             log.warning("%s: bad %s message from the receiver: %s", pid, kind, exc)
         t.no_subscriber = False
+        if kind in ("status", "stored") and t.busy_reason is not None:
+            t.busy_reason = None
+            log.info("%s: the receiver takes the package again", t.package_id)
+            if not any(x.busy_reason for x in self.active.values()):
+                self.health.clear_problem("upload:receiver")
+
+    def _on_busy(self, t: Transfer, body: dict[str, Any]) -> None:
+        """The receiver cannot take the package now (its store is full, say): stop sending, keep the
+        package, offer again after ``retry_after`` seconds, and tell the user why."""
+        reason = str(body.get("reason") or "the receiver is busy")[:500]
+        try:
+            retry = float(body.get("retry_after", 30.0))
+        except (TypeError, ValueError):
+            retry = 30.0
+        if retry != retry:  # NaN
+            retry = 30.0
+        retry = min(max(retry, BUSY_RETRY_BOUNDS[0]), BUSY_RETRY_BOUNDS[1])
+        t.to_send.clear()
+        self._forget_outstanding(t)
+        t.state = "receiver busy"
+        t.busy_until = time.monotonic() + retry
+        if reason != t.busy_reason:
+            log.warning("%s: %s; the package stays queued here and is offered again every %.0f s", t.package_id,
+                        reason, retry)
+        t.busy_reason = reason
+        self.health.problem("upload:receiver", f"uploads wait: {reason}. Nothing is lost; the package stays "
+                            f"queued on this PC and is offered again every {retry:.0f} s", kind="warning")
 
     def _on_status(self, t: Transfer, body: dict[str, Any]) -> None:
         if body.get("q") != t.query:
@@ -329,6 +365,8 @@ class Uploader(Worker):
         t = self.active.pop(pid, None)
         if t is not None:
             self._forget_outstanding(t)
+            if t.busy_reason and not any(x.busy_reason for x in self.active.values()):
+                self.health.clear_problem("upload:receiver")
             self.history.append({"package_id": pid, "result": state, "chunks": t.offer.chunks,
                                  "sent_chunks": t.sent_chunks, "rounds": [list(r) for r in t.rounds],
                                  "bytes": t.offer.total_bytes, "seconds": round(time.monotonic() - t.started, 3),
@@ -364,7 +402,8 @@ class Uploader(Worker):
             self._error(last_error)
         current = [{"package_id": t.package_id, "state": t.state, "done_bytes": t.done_bytes(),
                     "total_bytes": t.offer.total_bytes, "chunks": t.offer.chunks, "sent_chunks": t.sent_chunks,
-                    "rounds": [list(r) for r in t.rounds], "waiting_for_receiver": t.no_subscriber}
+                    "rounds": [list(r) for r in t.rounds], "waiting_for_receiver": t.no_subscriber,
+                    "receiver_busy": t.busy_reason}
                    for t in self.active.values()]
         self.health.set("upload", {"connected": bool(up), "broker": self.u.broker, "client_id": self.cfg.device_id,
                                    "last_error": None if up else last_error, "transfers": current,

@@ -94,6 +94,9 @@ def test_state_wording_covers_every_level():
     assert full.level == "attention" and "spool full" in full.tooltip
     assert len(tray_state({**base, "failed": [{"error": "x" * 500}], "packages": {**base["packages"],
                "failed": 2}}).tooltip) <= 127
+    busy = tray_state({**base, "packages": {**base["packages"], "uploading": 1}, "problems": [
+        {"key": "upload:receiver", "kind": "warning", "message": "uploads wait: the receiver has 1.0 MiB free"}]})
+    assert busy.level == "attention" and "facility's receiver" in busy.title and "1.0 MiB free" in busy.lines[1]
 
 
 def test_icons_have_a_distinct_colour_per_level():
