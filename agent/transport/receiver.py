@@ -1,8 +1,11 @@
 """`labedge receive`: the facility end of the protocol (and the model for writing another one).
 
 One thread drives the MQTT connection; every message is handled to completion in order:
-offer -> (create/continue the partial on disk) -> status; chunk -> write in place -> credit;
-all chunks -> fsync, verify every sha256 and the bag, rename into the store -> "stored".
+offer -> (create/continue the partial on disk) -> status; chunk -> write in place -> credit.
+When all chunks are there, a finaliser thread does the slow part (fsync, verify every sha256 and
+the bag, rename into the store), so a 20 GB bag never stalls the other devices' transfers or the
+keepalive; the network thread then sends "stored". The network thread does not touch a partial
+while it is being finalised.
 A store that is full (or unwritable) answers "busy": the device keeps the package and asks again later.
 """
 from __future__ import annotations
@@ -12,6 +15,7 @@ import secrets
 import shutil
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -30,6 +34,9 @@ IDLE_CLOSE_SECONDS = 300.0
 EXPIRY_SWEEP_SECONDS = 60.0
 #: A failing store makes every chunk in flight fail: tell the device once, not once per chunk.
 BUSY_REPEAT_SECONDS = 5.0
+#: Bags verified at once: one huge bag must not hold back the small ones behind it; hashing drops
+#: the GIL, so these run in parallel on the cores (and the disk) the receiver has.
+FINALIZER_THREADS = 4
 
 
 class Receiver:
@@ -42,6 +49,8 @@ class Receiver:
         self._last_flush = 0.0
         self._last_sweep = 0.0
         self._busy_sent: dict[tuple[str, str], float] = {}
+        self._finalizer = ThreadPoolExecutor(max_workers=FINALIZER_THREADS, thread_name_prefix="finalize")
+        self._finalizing: dict[tuple[str, str], tuple[Partial, Future, float]] = {}
         cfg.store_dir.mkdir(parents=True, exist_ok=True)
         ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
         self.link = Link(LinkSettings(
@@ -62,6 +71,8 @@ class Receiver:
                 self.link.loop(timeout=0.02)
                 self._periodic()
         finally:
+            # A bag being verified is finished (its lock is released if we are killed instead).
+            self._finalizer.shutdown(wait=True, cancel_futures=True)
             for p in self.partials.values():
                 p.close()
             self.link.close()
@@ -74,9 +85,13 @@ class Receiver:
 
     def _periodic(self) -> None:
         now = time.monotonic()
+        if self._finalizing:
+            self._collect_finalized()
         if now - self._last_flush >= ACK_FLUSH_SECONDS:
             self._last_flush = now
             for key, p in list(self.partials.items()):
+                if key in self._finalizing:
+                    continue
                 self._flush_acks(p)
                 if p.since_refresh or now - p.last_activity < 2.0:
                     p.refresh()
@@ -89,6 +104,8 @@ class Receiver:
             self._last_sweep = now
             for name in expire_partials(self.cfg.store_dir, self.cfg.partial_expiry_seconds):
                 device, pid = name.split("/", 1)
+                if (device, pid) in self._finalizing:
+                    continue
                 p = self.partials.pop((device, pid), None)
                 if p is not None:
                     p.close()
@@ -157,6 +174,9 @@ class Receiver:
             self._send(device, pid, "rejected", reason=str(exc))
             return
         query = _query_of(payload)
+        if (device, pid) in self._finalizing:  # every chunk is here; "stored" follows the verification
+            self._send(device, pid, "status", q=query, missing=[], window=self.cfg.window)
+            return
         p = self.partials.get((device, pid))
         if p is None or p.offer.tag != offer.tag or not p.alive():
             if p is not None:
@@ -165,7 +185,9 @@ class Receiver:
             self.partials[(device, pid)] = p
         p.refresh()
         self._flush_acks(p)
-        if p.complete and self._finalize(p):
+        if p.complete:
+            self._finalize(p)
+            self._send(device, pid, "status", q=query, missing=[], window=self.cfg.window)
             return
         short = self._short_of_space(p)
         if short is not None:
@@ -191,6 +213,9 @@ class Receiver:
             tag, seq, data = P.decode_chunk(payload)
         except P.ProtocolError as exc:
             log.warning("%s/%s: chunk dropped: %s", device, pid, exc)
+            return
+        if (device, pid) in self._finalizing:  # a late duplicate: we have every chunk already
+            self.stats["duplicates"] += 1
             return
         p = self._partial(device, pid)
         if p is None:
@@ -220,28 +245,39 @@ class Receiver:
             self._send(p.device, p.offer.package_id, "credit", got=P.to_ranges(p.pending_acks))
             p.pending_acks.clear()
 
-    def _finalize(self, p: Partial) -> bool:
-        pid = p.offer.package_id
-        t0 = time.monotonic()
-        try:
-            digests = p.finalize()
-        except OSError as exc:  # disk full or permissions: keep the partial, the device asks again
-            self._busy(p.device, pid, f"cannot store the complete package ({exc.strerror or exc})")
-            return False
-        except PackageInvalid as exc:
-            log.error("%s/%s: complete but invalid, discarded: %s", p.device, pid, exc)
-            self.partials.pop((p.device, pid), None)
-            self.stats["rejected"] += 1
-            self._send(p.device, pid, "rejected", reason=f"bag does not verify: {exc}")
-            return True
-        if digests is None:
-            return False
-        self.partials.pop((p.device, pid), None)
-        self.stats["stored"] += 1
-        log.info("stored %s/%s: %d file(s), %d bytes, verified in %.2f s", p.device, pid, len(p.offer.files),
-                 p.offer.total_bytes, time.monotonic() - t0)
-        self._send(p.device, pid, "stored", **digests)
-        return True
+    def _finalize(self, p: Partial) -> None:
+        """Hand a complete partial to the finaliser thread (once); `_collect_finalized` answers."""
+        key = (p.device, p.offer.package_id)
+        if key not in self._finalizing:
+            self._finalizing[key] = (p, self._finalizer.submit(p.finalize), time.monotonic())
+
+    def _collect_finalized(self) -> None:
+        for key, (p, fut, t0) in list(self._finalizing.items()):
+            if not fut.done():
+                continue
+            del self._finalizing[key]
+            pid = p.offer.package_id
+            try:
+                digests = fut.result()
+            except OSError as exc:  # disk full or permissions: keep the partial, the device asks again
+                self._busy(p.device, pid, f"cannot store the complete package ({exc.strerror or exc})")
+                continue
+            except PackageInvalid as exc:
+                log.error("%s/%s: complete but invalid, discarded: %s", p.device, pid, exc)
+                self.partials.pop(key, None)
+                self.stats["rejected"] += 1
+                self._send(p.device, pid, "rejected", reason=f"bag does not verify: {exc}")
+                continue
+            except Exception:  # noqa: BLE001 - a bug in one package's checks must not stop the receiver
+                log.exception("%s/%s: error while storing; the partial is kept and tried again", p.device, pid)
+                continue
+            if digests is None:  # another receiver holds the lock, or a chunk went missing: it carries on
+                continue
+            self.partials.pop(key, None)
+            self.stats["stored"] += 1
+            log.info("stored %s/%s: %d file(s), %d bytes, verified in %.2f s", p.device, pid, len(p.offer.files),
+                     p.offer.total_bytes, time.monotonic() - t0)
+            self._send(p.device, pid, "stored", **digests)
 
 
 def _mib(n: int) -> str:
