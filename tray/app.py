@@ -116,12 +116,47 @@ def run_tray(cfg: Config, refresh_seconds: float = 2.0) -> int:  # pragma: no co
             ic.update_menu()
 
     def poller(ic) -> None:  # noqa: ANN001
+        _enable_x11_clicks(ic)
         ic.visible = True
         while not stop.wait(refresh_seconds):
             refresh(ic)
+            if not _x11_docked(ic):  # the panel started after us, or lost our request: ask again
+                ic.icon = icon_image(state.level)
 
     icon.run(setup=poller)
     return 0
+
+
+def _enable_x11_clicks(icon) -> None:  # noqa: ANN001
+    """pystray's X11 backend dispatches clicks to the default action but never asks the X server for
+    them (its window selects only Exposure and StructureNotify; pystray issue #151), so a click on a
+    Linux tray icon did nothing. Ask for button presses on its window; other backends are untouched."""
+    if type(icon).__module__ != "pystray._xorg":
+        return
+    from Xlib import X
+
+    window, disp = getattr(icon, "_window", None), getattr(icon, "_display", None)
+    if window is None or disp is None:
+        return
+    window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask)
+    disp.flush()
+
+
+def _x11_docked(icon) -> bool:  # noqa: ANN001
+    """False only when pystray's X11 icon window still sits on the root window, undocked.
+
+    At login the tray icon can start before the panel, and a dock request sent while the panel is
+    still starting can be lost; pystray only asks again when the image changes. Setting the image
+    (public API) makes it ask again; tray hosts ignore a repeated request for a docked window."""
+    if type(icon).__module__ != "pystray._xorg":
+        return True
+    window, disp = getattr(icon, "_window", None), getattr(icon, "_display", None)
+    if window is None or disp is None:
+        return True
+    try:
+        return window.query_tree().parent != disp.screen().root
+    except Exception:  # noqa: BLE001 - the window is being destroyed: nothing to dock
+        return True
 
 
 def add_parser(sub) -> None:  # noqa: ANN001

@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import pytest
-
-from agent.config import load_config
 from agent.runner import Agent
 from tray.app import TrayController
 from tray.icons import COLOURS, icon_image
@@ -21,27 +17,6 @@ def wait_for(cond, timeout=20.0, what="condition"):
             return v
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture()
-def cfg(tmp_path: Path):
-    watch = tmp_path / "watch"
-    watch.mkdir()
-    p = tmp_path / "labedge.toml"
-    p.write_text(f'''
-device_id = "tray-test"
-spool_dir = "{tmp_path / 'spool'}"
-state_dir = "{tmp_path / 'state'}"
-log_dir = "{tmp_path / 'log'}"
-[web]
-enabled = false
-[[instruments]]
-id = "xrd"
-watch = ["{watch}"]
-settle_seconds = 0.2
-hold_seconds = 0
-''', encoding="utf-8")
-    return load_config(p)
 
 
 def test_states_follow_the_running_agent(cfg, tmp_path):
