@@ -4,12 +4,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import signal
-import subprocess
-from pathlib import Path
 
 import pytest
+from diskfull import fill, mount_tmpfs, unmount
 from core_helpers import (run_agent,  # noqa: F401 - fixture
                           db_packages, instrument, labedge, package_dirs, packages_with, sha256_of,
                           start_agent_process, status_json, wait_for, write_config)
@@ -176,34 +174,11 @@ def test_full_spool_pauses_intake_loudly_and_resumes(tmp_path, run_agent):
     assert all(len(packages_with(agent.cfg.state_db, watch / n)) == 1 for n in names)
 
 
-def _mount_tmpfs(where: Path, size: str) -> bool:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
-    return r.returncode == 0
-
-
-def _fill(disk: Path, leave: int) -> Path:
-    """Fill the file system, then give back ``leave`` bytes."""
-    ballast = disk / "ballast"
-    with open(ballast, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    free = shutil.disk_usage(disk).free
-    os.truncate(ballast, max(0, ballast.stat().st_size + free - leave))
-    return ballast
-
-
 def test_full_disk_pauses_intake_and_loses_nothing(tmp_path, run_agent, monkeypatch):
     """A real full disk: a small tmpfs holding the spool AND the state DB (as on a PC where both
     live on C:). Without root (no mount) the ENOSPC comes from a fault hook in the copy instead."""
     disk = tmp_path / "disk"
-    real = _mount_tmpfs(disk, "6m")
+    real = mount_tmpfs(disk, "6m")
     if not real:
         disk.mkdir(exist_ok=True)
         full = [True]
@@ -224,7 +199,7 @@ def test_full_disk_pauses_intake_and_loses_nothing(tmp_path, run_agent, monkeypa
         first = watch / "first.ras"
         first.write_bytes(b"x" * 1000)
         wait_for(lambda: packages_with(db, first), 30, "a package while there is room")
-        ballast = _fill(disk, 1024 * 1024 + 8192) if real else None
+        ballast = fill(disk, 1024 * 1024 + 8192) if real else None
         big = watch / "big.ras"
         big.write_bytes(os.urandom(1024 * 1024))   # fits on its own, but not with its package files
 
@@ -249,4 +224,4 @@ def test_full_disk_pauses_intake_and_loses_nothing(tmp_path, run_agent, monkeypa
         assert run_agent.stop(agent) == []
     finally:
         if real:
-            subprocess.run(["umount", "-l", str(disk)], check=False)
+            unmount(disk)

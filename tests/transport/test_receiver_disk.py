@@ -2,13 +2,10 @@
 exactly once when space is freed. The store is a real, small tmpfs, so the ENOSPC is the kernel's."""
 from __future__ import annotations
 
-import errno
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from diskfull import fill, mount_tmpfs, unmount
 
 from testpaths import in_ci
 from transport_helpers import (AgentProc, ReceiverProc, agent_config, assert_exactly_once, db_counts, make_packages,
@@ -18,29 +15,10 @@ PAYLOAD = 3 * 1024 * 1024
 
 
 def _mount_tmpfs(where: Path, size: str) -> None:
-    where.mkdir()
-    ok = os.geteuid() == 0 and shutil.which("mount") is not None
-    if ok:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                            capture_output=True).returncode == 0
-    if not ok:
+    if not mount_tmpfs(where, size):
         if in_ci():
             pytest.fail("a real full disk needs root to mount a small tmpfs")
         pytest.skip("mounting a tmpfs needs root")
-
-
-def _fill(disk: Path, leave: int) -> Path:
-    """Fill the file system, then give back ``leave`` bytes."""
-    ballast = disk / "ballast"
-    with open(ballast, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    os.truncate(ballast, max(0, ballast.stat().st_size + shutil.disk_usage(disk).free - leave))
-    return ballast
 
 
 def _receiver_problem(config: Path) -> str | None:
@@ -60,14 +38,14 @@ def test_full_receiver_store_makes_the_device_wait_and_lose_nothing(tmp_path, br
         config = agent_config(tmp_path / "agent", broker.url, pki, rate_limit=1024 * 1024)
         expected = make_packages(config, [PAYLOAD])
         pid = next(iter(expected))
-        ballast = None if when == "mid-transfer" else _fill(store, 2 * 1024 * 1024)
+        ballast = None if when == "mid-transfer" else fill(store, 2 * 1024 * 1024)
         agent = AgentProc(config)
         rx.start_connected()
         agent.start()
         try:
             if ballast is None:
                 wait_for(lambda: partial_chunks(store, pid) >= 8, 60, "8 chunks at the receiver")
-                ballast = _fill(store, 0)
+                ballast = fill(store, 0)
             msg = wait_for(lambda: _receiver_problem(config), 60, "the agent's status to say the receiver is busy")
             assert "receiver" in msg and "Nothing is lost" in msg
             assert ("No space left on device" in msg) if when == "mid-transfer" else ("MiB free" in msg), msg
@@ -87,4 +65,4 @@ def test_full_receiver_store_makes_the_device_wait_and_lose_nothing(tmp_path, br
             agent.kill()
             rx.kill()
     finally:
-        subprocess.run(["umount", "-l", str(store)], check=False)
+        unmount(store)
