@@ -2,7 +2,7 @@
 
 Server-rendered; every value from the state (file names, sample names, errors) goes through
 ``html.escape``, so a file called ``<script>...`` is shown as text. The small script only posts
-actions (pick a sheet, attach files, retry) with the token.
+actions (pause, pick a sheet, attach files, retry) with the token.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.intake import human
 from agent.sheets.html import json_for_script, page, static_text
+from agent.status import build_status
 
 if TYPE_CHECKING:
     from agent.sheets.server import LocalServer
@@ -43,6 +44,41 @@ def status_data(srv: "LocalServer") -> dict[str, Any]:
     }
 
 
+def status_lines(st: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, text) for the status card: what the tray says, in full, with the reason for each."""
+    out: list[tuple[str, str]] = []
+    if st.get("control", {}).get("paused"):
+        out.append(("warning", "一時停止中 / Paused by the user: new measurements wait until you resume."))
+    if st.get("intake", {}).get("paused"):
+        out.append(("warning", f"受付停止 / Not taking new measurements: {st['intake']['reason']}"))
+    up = st.get("upload") if isinstance(st.get("upload"), dict) else None
+    if st.get("offline"):
+        out.append(("info", "オフライン / Offline: no [upload] is configured, packages are kept on this PC."))
+    elif up is not None and up.get("connected") is False:
+        out.append(("warning", "ブローカー未接続 / Not connected to the broker: "
+                    f"{up.get('last_error') or 'trying again'}. Packages wait here."))
+    cert = st.get("certificate")
+    if isinstance(cert, dict) and cert.get("warning"):
+        out.append(("warning", f"証明書 / Certificate: {cert['warning']}"))
+    for pr in st.get("problems", []):
+        out.append((str(pr.get("kind", "error")), str(pr.get("message", ""))))
+    if st.get("measurements_waiting"):
+        out.append(("info", f"計測待ち {st['measurements_waiting']} 件 / {st['measurements_waiting']} measurement(s) "
+                    "not yet packaged (settling, paused or waiting for a sheet)."))
+    if not out:
+        out.append(("ok", "問題ありません / All well."))
+    return out
+
+
+def _status_card(srv: "LocalServer") -> str:
+    st = build_status(srv.cfg)
+    paused = bool(st.get("control", {}).get("paused"))
+    rows = "".join(f'<li class="{E(kind)}">{E(text)}</li>' for kind, text in status_lines(st))
+    button = (f'<button class="btn small" id="pause" type="button" data-paused="{int(not paused)}">'
+              + ("再開 / Resume" if paused else "一時停止 / Pause") + "</button>")
+    return f'<section class="card" id="status"><h2>状態 / Status</h2><ul class="status">{rows}</ul>{button}</section>'
+
+
 def render_queue(srv: "LocalServer") -> str:
     counts = srv.store.counts()
     holds = srv.db.holds(limit=100)
@@ -50,7 +86,7 @@ def render_queue(srv: "LocalServer") -> str:
     pkgs = srv.store.list_packages(limit=50)
     nonce = secrets.token_urlsafe(16)
     parts = [f'<header><h1>labedge <span class="sub">{E(srv.cfg.device_id)} · 127.0.0.1:{srv.port}</span></h1>'
-             '</header><main><div id="banner" class="banner" role="status"></div>']
+             '</header><main><div id="banner" class="banner" role="status"></div>', _status_card(srv)]
     parts.append('<section class="card"><h2>キュー / Queue</h2><div class="counts">')
     for s in ("queued", "uploading", "delivered", "failed"):
         parts.append(f'<div id="count-{s}"><b>{counts.get(s, 0)}</b>{E(STATE_LABEL[s])}</div>')

@@ -205,6 +205,13 @@ class LocalServer(Worker):
             return self.post_attach(body)
         if path == "/api/retry":
             return {"ok": True, "requeued": self.store.retry_failed()}
+        if path == "/api/pause":
+            paused = body.get("paused")
+            if not isinstance(paused, bool):
+                raise Refused(400, "paused must be true or false")
+            self.store.set_control(paused=paused)  # the agent polls it, as it does for the tray's Pause
+            log.info("collection %s from the local page", "paused" if paused else "resumed")
+            return {"ok": True, "paused": paused}
         raise Refused(404, "no such endpoint")
 
     def post_sheet(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -246,3 +246,34 @@ def test_attach_files_from_the_queue_page(agent_env: AgentEnv, page, artifacts_d
     assert "named .png but its content is not a PNG image" in page.inner_text("#banner")
     page.screenshot(path=str(artifacts_dir / "queue-attach-refused.png"), full_page=True)
     assert len(env.packages()) == 2 and page.js_errors == []
+
+
+def test_queue_page_shows_the_status_and_pauses_collection(agent_env: AgentEnv, page, artifacts_dir: Path) -> None:
+    """The page the tray opens says what is wrong in words, and pauses and resumes collection."""
+    env = agent_env
+    env.start()
+    env.post("/api/sheet", {"instrument_id": "fib01", "values": {
+        "basic.dateSubmitted": "2026-11-20", "sample.names": "W-tip-08", "custom.acceleration_voltage": 30,
+        "custom.beam_current": 48, "custom.mask_inner_diameter": 1.5, "custom.mask_outer_diameter": 5}})
+    open_sheet(page, env.url + "/")
+    assert "Offline: no [upload] is configured" in page.inner_text("#status")
+    assert page.inner_text("#pause").endswith("Pause")
+    page.click("#pause")
+    page.wait_for_selector("#pause[data-paused='0']", timeout=10000)  # reloaded: the button now resumes
+    assert "Paused by the user" in page.inner_text("#status")
+    wait_for(lambda: env.agent.health.get("user_paused"), what="the pause to reach the agent")
+    env.drop("tip08.tif")
+    wait_for(lambda: env.agent.pipeline.pending() == 1, what="the measurement to wait while paused")
+    assert env.packages() == []
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    wait_for(lambda: (page.reload(), "1 measurement(s) not yet packaged" in page.inner_text("#status"))[1],
+             what="the waiting measurement on the page")
+    page.screenshot(path=str(artifacts_dir / "queue-paused.png"), full_page=True)
+    page.click("#pause")
+    page.wait_for_selector("#pause[data-paused='1']", timeout=10000)
+    pkg = env.wait_packages(1)[0]
+    assert env.invoice(pkg)["sample"]["names"] == ["W-tip-08"]
+    assert "Paused by the user" not in page.inner_text("#status") and page.js_errors == []
+    assert env.post("/api/pause", {"paused": "yes"})[0] == 400
+    assert env.post("/api/pause", {"paused": True}, token=None)[0] == 403

@@ -44,6 +44,14 @@
         .catch(function (e) { busy = false; say("bad", String(e)); });
     });
   });
+  var pause = document.getElementById("pause");
+  if (pause) {
+    pause.addEventListener("click", function () {
+      post("/api/pause", {paused: pause.getAttribute("data-paused") === "1"}).then(function (r) {
+        if (r.status === 200) { location.reload(); } else { say("bad", msg(r.body)); }
+      }).catch(function (e) { say("bad", String(e)); });
+    });
+  }
   var retry = document.getElementById("retry");
   if (retry) {
     retry.addEventListener("click", function () {
