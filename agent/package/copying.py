@@ -157,6 +157,19 @@ def _write_all(fout: BinaryIO, data: memoryview) -> None:
         data = data[n:]
 
 
+def write_fully(fd: int, data: bytes | memoryview, offset: int | None = None) -> None:
+    """os.write/os.pwrite until every byte is written. A nearly full disk can take part of a write
+    WITHOUT an error; counting that as done leaves a hole that only a sha256 check finds later."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+        if offset is not None:
+            offset += n
+
+
 def hash_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

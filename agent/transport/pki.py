@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agent.package.copying import write_fully
+
 #: Characters allowed in a device/receiver CN: anything else could break MQTT topics
 #: ('/', '+', '#'), ACL patterns ('%', spaces) or file names at the receiver.
 CN_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -79,12 +81,7 @@ def write_private(path: Path, data: bytes, *, force: bool = False) -> None:
     else:
         os.fchmod(fd, 0o600)  # umask can only narrow the mode, but be explicit
     try:
-        view = memoryview(data)
-        while view:  # a short write (nearly full disk) must not leave half a key behind
-            n = os.write(fd, view)
-            if n <= 0:
-                raise OSError(28, f"{path}: disk full while writing the key")
-            view = view[n:]
+        write_fully(fd, data)  # never half a key on a nearly full disk
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from agent.intake import human
 from agent.transport import protocol as P
 from agent.transport.link import Link, LinkSettings
 from agent.transport.receiver_config import ReceiverConfig
@@ -44,7 +45,8 @@ class Receiver:
         self.cfg = cfg
         self.instance = f"{cfg.client_id}-{secrets.token_hex(4)}"
         self.partials: dict[tuple[str, str], Partial] = {}
-        self.stats = {"offers": 0, "chunks": 0, "duplicates": 0, "stored": 0, "dedup_acks": 0, "rejected": 0}
+        self.stats = {"offers": 0, "chunks": 0, "duplicates": 0, "stored": 0, "dedup_acks": 0, "rejected": 0,
+                      "busy": 0}
         self.ack_every = max(1, cfg.window // 4)
         self._last_flush = 0.0
         self._last_sweep = 0.0
@@ -140,7 +142,7 @@ class Receiver:
             self._busy_sent.clear()
         log.error("%s/%s: the receiver %s; the device was told to retry in %.0f s", device, pid, why,
                   self.cfg.busy_retry_seconds)
-        self.stats["busy"] = self.stats.get("busy", 0) + 1
+        self.stats["busy"] += 1
         self._send(device, pid, "busy", reason=f"the receiver {why}", retry_after=self.cfg.busy_retry_seconds)
 
     def _short_of_space(self, p: Partial) -> str | None:
@@ -151,8 +153,8 @@ class Receiver:
             return None
         if free - need >= self.cfg.min_free_bytes:
             return None
-        return (f"has {_mib(free)} free in {self.cfg.store_dir} and this package needs {_mib(need)} more "
-                f"(plus {_mib(self.cfg.min_free_bytes)} kept in reserve)")
+        return (f"has {human(free)} free in {self.cfg.store_dir} and this package needs {human(need)} more "
+                f"(plus {human(self.cfg.min_free_bytes)} kept in reserve)")
 
     def _stored(self, device: str, pid: str) -> bool:
         final = final_dir(self.cfg.store_dir, device, pid)
@@ -278,10 +280,6 @@ class Receiver:
             log.info("stored %s/%s: %d file(s), %d bytes, verified in %.2f s", p.device, pid, len(p.offer.files),
                      p.offer.total_bytes, time.monotonic() - t0)
             self._send(p.device, pid, "stored", **digests)
-
-
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
 
 
 def _query_of(payload: bytes) -> int | None:

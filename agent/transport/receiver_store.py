@@ -21,6 +21,7 @@ import struct
 import time
 from pathlib import Path
 
+from agent.package.copying import write_fully
 from agent.package.verify import verify_package
 from agent.transport.protocol import Offer, ProtocolError, parse_offer
 from agent.transport.transfer import read_manifest
@@ -52,16 +53,6 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
-    """pwrite that never stops short: a nearly full disk takes part of a write WITHOUT an error, and a
-    chunk counted as written while its tail is missing would only show up as a bad sha256 at the end."""
-    while data:
-        n = os.pwrite(fd, data, offset)
-        if n <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        data, offset = data[n:], offset + n
 
 
 def stored_digests(final: Path) -> dict[str, str]:
@@ -147,7 +138,7 @@ class Partial:
             return False
         pos = 0
         for i, off, n in self.offer.pieces(seq):
-            pwrite_all(self._fd(i), data[pos:pos + n], off)
+            write_fully(self._fd(i), data[pos:pos + n], off)  # a short write must not count as a chunk
             pos += n
         if self.own_log is None:
             self.own_log = os.open(self.dir / f"chunks-{self.instance}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND,

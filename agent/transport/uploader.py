@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import secrets
 import threading
 import time
@@ -284,8 +285,11 @@ class Uploader(Worker):
         if kind in ("status", "stored") and t.busy_reason is not None:
             t.busy_reason = None
             log.info("%s: the receiver takes the package again", t.package_id)
-            if not any(x.busy_reason for x in self.active.values()):
-                self.health.clear_problem("upload:receiver")
+            self._clear_busy_problem()
+
+    def _clear_busy_problem(self) -> None:
+        if not any(x.busy_reason for x in self.active.values()):
+            self.health.clear_problem("upload:receiver")
 
     def _on_busy(self, t: Transfer, body: dict[str, Any]) -> None:
         """The receiver cannot take the package now (its store is full, say): stop sending, keep the
@@ -295,9 +299,7 @@ class Uploader(Worker):
             retry = float(body.get("retry_after", 30.0))
         except (TypeError, ValueError):
             retry = 30.0
-        if retry != retry:  # NaN
-            retry = 30.0
-        retry = min(max(retry, BUSY_RETRY_BOUNDS[0]), BUSY_RETRY_BOUNDS[1])
+        retry = min(max(retry, BUSY_RETRY_BOUNDS[0]), BUSY_RETRY_BOUNDS[1]) if math.isfinite(retry) else 30.0
         t.to_send.clear()
         self._forget_outstanding(t)
         t.state = "receiver busy"
@@ -365,8 +367,8 @@ class Uploader(Worker):
         t = self.active.pop(pid, None)
         if t is not None:
             self._forget_outstanding(t)
-            if t.busy_reason and not any(x.busy_reason for x in self.active.values()):
-                self.health.clear_problem("upload:receiver")
+            if t.busy_reason:
+                self._clear_busy_problem()
             self.history.append({"package_id": pid, "result": state, "chunks": t.offer.chunks,
                                  "sent_chunks": t.sent_chunks, "rounds": [list(r) for r in t.rounds],
                                  "bytes": t.offer.total_bytes, "seconds": round(time.monotonic() - t.started, 3),
