@@ -14,10 +14,12 @@ from agent.measurement import Measurement
 from agent.package.builder import BuiltPackage, Spool
 from agent.pairing import Pairer, UnpairedPairer
 from agent.pipeline import Pipeline
+from agent.private import secure_agent_dirs
 from agent.recovery import recover
 from agent.state.store import StateStore
 from agent.threads import stop_all
 from agent.watch.instrument import InstrumentWatcher
+from translators import sandbox
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ class Agent:
     def __init__(self, cfg: Config, *, pairer: Pairer | None = None) -> None:
         self.cfg = cfg
         self.health = Health()
+        secure_agent_dirs(cfg.spool_dir, cfg.state_dir, cfg.log_dir)  # before anything is written (security 6)
+        sandbox.set_worker_log_dir(cfg.state_dir / "workers")
         self.store = StateStore(cfg.state_db)
         self.spool = Spool(cfg.spool_dir)
         self.pairer = pairer if pairer is not None else self._default_pairer()
