@@ -139,7 +139,7 @@ def _copy_sources(measurement: Measurement, raw_dir: Path, ctx: BuildContext) ->
         # fsync=False: _fsync_tree syncs the whole bag before the rename, so the raw copies are
         # written back while the translator runs instead of stalling the copy.
         out.append(copy_and_hash(src.path, dest, progress=tick if total > 64 * 1024 * 1024 else None,
-                                 expect=(src.size, src.mtime_ns), fsync=False))
+                                 expect=(src.size, src.mtime_ns), fsync=False, root=measurement.watch_root))
     return out
 
 
