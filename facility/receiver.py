@@ -11,6 +11,7 @@ A store that is full (or unwritable) answers "busy": the device keeps the packag
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -24,8 +25,9 @@ from wire.words import human
 from wire import protocol as P
 from wire.link import Link, LinkSettings
 from facility.receiver_config import ReceiverConfig
-from facility.store import (PackageInvalid, Partial, expire_partials, final_dir, partial_ids,
-                                            stored_digests)
+from facility.store import (PackageInvalid, Partial, expire_partials, final_dir, partial_dir, partial_ids,
+                            stored_digests)
+from wire.receipt import ReceiptSigner
 from wire.tls import client_context
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class Receiver:
         self._finalizing: dict[tuple[str, str], tuple[Partial, Future, float]] = {}
         cfg.store_dir.mkdir(parents=True, exist_ok=True)
         ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
+        # Devices delete their copy only on a receipt signed with a receiver certificate (security 2)
+        self.signer = ReceiptSigner(cfg.cert_file, cfg.key_file)
         self.link = Link(LinkSettings(
             host=cfg.host, port=cfg.port, client_id=cfg.client_id, ca_file=cfg.ca_file, cert_file=cfg.cert_file,
             key_file=cfg.key_file, keepalive=cfg.keepalive, session_expiry=cfg.session_expiry,
@@ -102,9 +106,10 @@ class Receiver:
                 elif now - p.last_activity > IDLE_CLOSE_SECONDS or not p.alive():
                     p.close()
                     self.partials.pop(key, None)
-        if now - self._last_sweep >= EXPIRY_SWEEP_SECONDS:
+        if now - self._last_sweep >= min(EXPIRY_SWEEP_SECONDS, self.cfg.stalled_partial_seconds / 2):
             self._last_sweep = now
-            for name in expire_partials(self.cfg.store_dir, self.cfg.partial_expiry_seconds):
+            for name in expire_partials(self.cfg.store_dir, self.cfg.partial_expiry_seconds,
+                                        stalled_age=self.cfg.stalled_partial_seconds):
                 device, pid = name.split("/", 1)
                 if (device, pid) in self._finalizing:
                     continue
@@ -160,7 +165,7 @@ class Receiver:
         final = final_dir(self.cfg.store_dir, device, pid)
         if not final.is_dir():
             return False
-        self._send(device, pid, "stored", **stored_digests(final))
+        self._send(device, pid, "stored", **self.signer.sign(device, pid, stored_digests(final)))
         self.stats["dedup_acks"] += 1
         return True
 
@@ -169,7 +174,8 @@ class Receiver:
         if self._stored(device, pid):  # dedupe: acked again, never stored twice
             return
         try:
-            offer = P.parse_offer(pid, payload, max_bytes=self.cfg.max_package_bytes)
+            offer = P.parse_offer(pid, payload, max_bytes=self.cfg.max_package_bytes,
+                                  max_files=self.cfg.max_files_per_package)
         except P.ProtocolError as exc:
             log.warning("%s/%s: offer rejected: %s", device, pid, exc)
             self.stats["rejected"] += 1
@@ -183,6 +189,10 @@ class Receiver:
         if p is None or p.offer.tag != offer.tag or not p.alive():
             if p is not None:
                 p.close()
+            over = self._over_quota(device, pid, offer)
+            if over is not None:
+                self._busy(device, pid, over, answer=True)
+                return
             p = Partial.open_for_offer(self.cfg.store_dir, device, offer, payload, self.instance)
             self.partials[(device, pid)] = p
         p.refresh()
@@ -195,8 +205,32 @@ class Receiver:
         if short is not None:
             self._busy(device, pid, short, answer=True)
             return
-        missing = p.missing()
-        self._send(device, pid, "status", q=query, missing=P.to_ranges(missing), window=self.cfg.window)
+        self._send(device, pid, "status", q=query, missing=p.missing_ranges(), window=self.cfg.window)
+
+    def _over_quota(self, device: str, pid: str, offer: P.Offer) -> str | None:
+        """Why this device may not open another partial now (per-device quotas), or None.
+
+        One listdir plus at most max_partials_per_device small reads: bounded, whatever was declared."""
+        others = [(device, name) for name in _partial_names(self.cfg.store_dir, device) if name != pid]
+        if len(others) >= self.cfg.max_partials_per_device:
+            return (f"already holds {len(others)} unfinished transfers from {device} (limit "
+                    f"{self.cfg.max_partials_per_device}); this package is taken when one of them completes or expires")
+        limit = self.cfg.max_partial_bytes_per_device or self.cfg.max_package_bytes
+        declared = offer.total_bytes + sum(self._declared_bytes(k) for k in others)
+        if declared > limit:
+            return (f"would hold {human(declared)} of unfinished transfers from {device} (limit {human(limit)}); "
+                    "this package is taken when others complete")
+        return None
+
+    def _declared_bytes(self, key: tuple[str, str]) -> int:
+        p = self.partials.get(key)
+        if p is not None:
+            return p.offer.total_bytes
+        try:
+            raw = (partial_dir(self.cfg.store_dir, *key) / "offer.json").read_bytes()
+            return P.parse_offer(key[1], raw, max_bytes=1 << 62).total_bytes
+        except (OSError, P.ProtocolError):
+            return 0
 
     def _partial(self, device: str, pid: str) -> Partial | None:
         p = self.partials.get((device, pid))
@@ -279,7 +313,14 @@ class Receiver:
             self.stats["stored"] += 1
             log.info("stored %s/%s: %d file(s), %d bytes, verified in %.2f s", p.device, pid, len(p.offer.files),
                      p.offer.total_bytes, time.monotonic() - t0)
-            self._send(p.device, pid, "stored", **digests)
+            self._send(p.device, pid, "stored", **self.signer.sign(p.device, pid, digests))
+
+
+def _partial_names(root: Path, device: str) -> list[str]:
+    try:
+        return [n for n in os.listdir(partial_dir(root, device, "x").parent) if not n.startswith(".tmp-")]
+    except FileNotFoundError:
+        return []
 
 
 def _query_of(payload: bytes) -> int | None:

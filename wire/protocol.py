@@ -33,8 +33,23 @@ DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: Characters refused in any path component of an offer (Windows-reserved, control, separators).
 _BAD_NAME = re.compile(r'[\x00-\x1f<>:"|?*\\/]')
-MAX_FILES = 200_000
 MAX_PATH = 1024
+#: What one offer may make a receiver keep (security finding 3): a receiver's cost must follow what
+#: a device actually sends, not what it declares. The chunk bitmap is one byte per chunk, so at most
+#: MAX_CHUNKS bytes per partial; a 1 TiB package fits with 1 MiB chunks (the uploader picks a chunk
+#: size that keeps under the bound). Files are created when their first chunk arrives, so a file
+#: list costs parsing only; MAX_FILES bounds that (a 1,500-file folder measurement is fine).
+MIN_CHUNK_SIZE = 16 * 1024
+MAX_CHUNK_SIZE = 256 * 1024 * 1024
+MAX_CHUNKS = 1 << 20
+MAX_FILES = 20_000
+
+
+def chunk_size_for(total_bytes: int, wanted: int, max_payload: int) -> int:
+    """The device's chunk size: ``wanted`` raised to the floor and to what keeps the chunk count
+    within MAX_CHUNKS, never above what the broker takes (``max_payload``)."""
+    size = max(wanted, MIN_CHUNK_SIZE, -(-total_bytes // MAX_CHUNKS))
+    return min(size, max_payload, MAX_CHUNK_SIZE)
 
 
 class ProtocolError(Exception):
@@ -191,8 +206,10 @@ def safe_rel_path(path: Any) -> str:
     return path
 
 
-def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
-    """Validate an offer from a device; raises ProtocolError naming the problem."""
+def parse_offer(package_id: str, payload: bytes, *, max_bytes: int, max_files: int = MAX_FILES) -> Offer:
+    """Validate an offer from a device; raises ProtocolError naming the problem.
+
+    Cheap for any input: a few checks per listed file, nothing per declared chunk."""
     try:
         msg = json.loads(payload)
     except ValueError as exc:
@@ -202,10 +219,11 @@ def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
     if msg.get("package_id") != package_id:
         raise ProtocolError("offer's package_id differs from its topic")
     cs, files = msg.get("chunk_size"), msg.get("files")
-    if not isinstance(cs, int) or not 1024 <= cs <= 256 * 1024 * 1024:
-        raise ProtocolError(f"bad chunk_size {cs!r}")
-    if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES:
-        raise ProtocolError(f"files must be a list of 1..{MAX_FILES} entries")
+    if not isinstance(cs, int) or isinstance(cs, bool) or not MIN_CHUNK_SIZE <= cs <= MAX_CHUNK_SIZE:
+        raise ProtocolError(f"chunk_size {cs!r} is outside {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE} bytes")
+    if not isinstance(files, list) or not 0 < len(files) <= max_files:
+        raise ProtocolError(f"the package has {len(files) if isinstance(files, list) else 'no'} files; a package "
+                            f"may have 1..{max_files} (zip the folder, or split the measurement)")
     entries, seen = [], set()
     for item in files:
         if not (isinstance(item, list) and len(item) == 3):
@@ -225,6 +243,9 @@ def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
     offer = make_offer(package_id, cs, entries)
     if offer.total_bytes > max_bytes:
         raise ProtocolError(f"package of {offer.total_bytes} bytes exceeds the receiver's limit of {max_bytes}")
+    if offer.chunks > MAX_CHUNKS:
+        raise ProtocolError(f"{offer.chunks} chunks of {cs} bytes exceed the limit of {MAX_CHUNKS} chunks "
+                            "per package (use a larger chunk_size)")
     if msg.get("tag") != offer.tag.hex():
         raise ProtocolError("offer tag does not match its contents")
     return offer

@@ -40,3 +40,46 @@ class RawClient:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def offer_payload(pid: str, chunk_size: int, files: list[tuple[str, int, str]]) -> bytes:
+    """A syntactically valid offer (right tag) for whatever files a hostile device declares."""
+    import json
+
+    from wire.protocol import FileEntry, offer_tag
+    tag = offer_tag(pid, chunk_size, [FileEntry(*f) for f in files])
+    total = sum(f[1] for f in files)
+    return json.dumps({"v": 1, "type": "offer", "package_id": pid, "q": 1, "chunk_size": chunk_size,
+                       "total_bytes": total, "chunks": -(-total // chunk_size), "tag": tag.hex(),
+                       "files": [list(f) for f in files]}).encode()
+
+
+class Device(RawClient):
+    """A scripted device: publishes offers/chunks under its own id and records the receiver's replies."""
+
+    def __init__(self, port: int, pki, name: str) -> None:  # noqa: ANN001
+        super().__init__(port, pki.ca, *pki.certs[name], client_id=name)
+        self.name = name
+        self.replies: dict[str, list[tuple[float, dict]]] = {}
+        self.client.on_message = self._reply
+        self.subscribe(f"rde/{name}/down/#")
+
+    def _reply(self, _c, _u, msg) -> None:
+        import json
+        import time
+        with self._lock:
+            self.replies.setdefault(msg.topic.split("/")[-1], []).append((time.monotonic(), json.loads(msg.payload)))
+
+    def offer(self, pid: str, payload: bytes) -> float:
+        import time
+        t0 = time.monotonic()
+        self.client.publish(f"rde/{self.name}/up/{pid}/offer", payload, qos=1).wait_for_publish(10)
+        return t0
+
+    def chunk(self, pid: str, payload: bytes) -> None:
+        self.client.publish(f"rde/{self.name}/up/{pid}/chunk", payload, qos=1).wait_for_publish(10)
+
+    def last(self, pid: str) -> dict | None:
+        with self._lock:
+            got = self.replies.get(pid)
+            return got[-1][1] if got else None
