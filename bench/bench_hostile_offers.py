@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -94,12 +95,12 @@ def main() -> None:
         wait(listening, 10, "mosquitto")
         rc, rk = certs["labedge-receiver"]
         (tmp / "rx.toml").write_text(f'broker = "mqtts://localhost:{port}"\nca_file = "{ca}"\ncert_file = "{rc}"\n'
-                                     f'key_file = "{rk}"\nstore_dir = "{tmp / "store"}"\nlog_level = "WARNING"\n')
+                                     f'key_file = "{rk}"\nstore_dir = "{tmp / "store"}"\nlog_level = "INFO"\n')
         env = {**os.environ, "PYTHONPATH": str(args.code)}
         rx = subprocess.Popen([sys.executable, "-m", "agent", "receive", "-c", str(tmp / "rx.toml")], cwd=args.code,
                               env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "rx.log", "wb"))
         procs.append(rx)
-        time.sleep(1.5)
+        wait(lambda: "connected to" in (tmp / "rx.log").read_text(errors="replace"), 30, "the receiver to connect")
         evil, good = Client(port, ca, *certs["evil-01"], "evil-01"), Client(port, ca, *certs["good-01"], "good-01")
         small = [(t, 100, ZERO) for t in TAGS] + [("data/x.bin", 10_000, ZERO)]
         # warm-up: the normal device's reply time with nobody hostile around
@@ -113,7 +114,11 @@ def main() -> None:
         cases = [("declared", f"{args.declared_gib:g} GiB in 1 KiB chunks",
                   [(t, 100, ZERO) for t in TAGS] + [("data/huge.bin", int(args.declared_gib * GiB), ZERO)], 1024),
                  ("files", f"{args.files} one-byte files",
-                  [(t, 100, ZERO) for t in TAGS] + [(f"data/f{i:06d}", 1, ZERO) for i in range(args.files)], 65536)]
+                  [(t, 100, ZERO) for t in TAGS] + [(f"data/f{i:06d}", 1, ZERO) for i in range(args.files)], 65536),
+                 ("at-bound-chunks", "16 GiB in 16 KiB chunks (2^20 chunks, the new bound)",
+                  [(t, 100, ZERO) for t in TAGS] + [("data/big.bin", (1 << 34) - 400, ZERO)], 16384),
+                 ("at-bound-files", "20,000 one-byte files (the new bound)",
+                  [(t, 100, ZERO) for t in TAGS] + [(f"data/g{i:06d}", 1, ZERO) for i in range(19_996)], 65536)]
         for n, (name, what, files, cs) in enumerate(cases, start=1):
             hpid, gpid = f"20261201T00000000{n}Z-eeeeeeee", f"20261201T00000000{n}Z-99999999"
             payload = offer(hpid, cs, files)
@@ -139,6 +144,7 @@ def main() -> None:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

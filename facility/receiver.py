@@ -10,6 +10,7 @@ A store that is full (or unwritable) answers "busy": the device keeps the packag
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -40,6 +41,10 @@ BUSY_REPEAT_SECONDS = 5.0
 #: Bags verified at once: one huge bag must not hold back the small ones behind it; hashing drops
 #: the GIL, so these run in parallel on the cores (and the disk) the receiver has.
 FINALIZER_THREADS = 4
+#: Offers longer than this (about 700 files) are checked on the parser thread, not the network thread.
+OFFER_INLINE_BYTES = 64 * 1024
+#: OSErrors no retry can fix: the name or the layout of the package, not the state of the store.
+PERMANENT_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EILSEQ, errno.EINVAL}
 
 
 class Receiver:
@@ -55,6 +60,9 @@ class Receiver:
         self._busy_sent: dict[tuple[str, str], float] = {}
         self._finalizer = ThreadPoolExecutor(max_workers=FINALIZER_THREADS, thread_name_prefix="finalize")
         self._finalizing: dict[tuple[str, str], tuple[Partial, Future, float]] = {}
+        self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offers")
+        self._parsing: dict[tuple[str, str], Future] = {}
+        self._parsed_payload: dict[tuple[str, str], bytes] = {}
         cfg.store_dir.mkdir(parents=True, exist_ok=True)
         ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
         # Devices delete their copy only on a receipt signed with a receiver certificate (security 2)
@@ -79,6 +87,7 @@ class Receiver:
         finally:
             # A bag being verified is finished (its lock is released if we are killed instead).
             self._finalizer.shutdown(wait=True, cancel_futures=True)
+            self._parser.shutdown(wait=True, cancel_futures=True)
             for p in self.partials.values():
                 p.close()
             self.link.close()
@@ -93,6 +102,8 @@ class Receiver:
         now = time.monotonic()
         if self._finalizing:
             self._collect_finalized()
+        if self._parsing:
+            self._collect_parsed()
         if now - self._last_flush >= ACK_FLUSH_SECONDS:
             self._last_flush = now
             for key, p in list(self.partials.items()):
@@ -130,7 +141,7 @@ class Receiver:
             else:
                 self._on_chunk(device, pid, msg.payload)
         except OSError as exc:  # disk full, permissions: do not ack, say why, keep serving others
-            self._busy(device, pid, f"cannot write to its store ({exc.strerror or exc})")
+            self._store_error(device, pid, exc)
         except Exception:  # noqa: BLE001 - one hostile message must not stop the facility's receiver
             log.exception("%s/%s: error handling %s", device, pid, kind)
 
@@ -149,6 +160,23 @@ class Receiver:
                   self.cfg.busy_retry_seconds)
         self.stats["busy"] += 1
         self._send(device, pid, "busy", reason=f"the receiver {why}", retry_after=self.cfg.busy_retry_seconds)
+
+    def _store_error(self, device: str, pid: str, exc: OSError, when: str = "write to its store") -> None:
+        """busy for what time can fix (full disk, permissions), rejected for what it cannot (a name the
+        file system refuses): a device told "busy" about a permanent error retries forever (security 4)."""
+        if exc.errno in PERMANENT_ERRNOS:
+            p = self.partials.pop((device, pid), None)
+            if p is None:
+                p = Partial.load(self.cfg.store_dir, device, pid, self.instance)
+            if p is not None:
+                p.discard()
+            reason = f"the receiver's file system cannot store this package ({exc.strerror or exc}" + \
+                     (f": {Path(exc.filename).name}" if exc.filename else "") + ")"
+            log.error("%s/%s: rejected: %s", device, pid, reason)
+            self.stats["rejected"] += 1
+            self._send(device, pid, "rejected", reason=reason)
+            return
+        self._busy(device, pid, f"cannot {when} ({exc.strerror or exc})")
 
     def _short_of_space(self, p: Partial) -> str | None:
         need = p.missing_bytes()
@@ -169,18 +197,53 @@ class Receiver:
         self.stats["dedup_acks"] += 1
         return True
 
+    def _parse_offer(self, pid: str, payload: bytes) -> P.Offer:
+        return P.parse_offer(pid, payload, max_bytes=self.cfg.max_package_bytes,
+                             max_files=self.cfg.max_files_per_package)
+
     def _on_offer(self, device: str, pid: str, payload: bytes) -> None:
         self.stats["offers"] += 1
         if self._stored(device, pid):  # dedupe: acked again, never stored twice
             return
-        try:
-            offer = P.parse_offer(pid, payload, max_bytes=self.cfg.max_package_bytes,
-                                  max_files=self.cfg.max_files_per_package)
-        except P.ProtocolError as exc:
-            log.warning("%s/%s: offer rejected: %s", device, pid, exc)
-            self.stats["rejected"] += 1
-            self._send(device, pid, "rejected", reason=str(exc))
+        if len(payload) > OFFER_INLINE_BYTES:
+            # A long file list takes a while to check (0.4 s for 20,000 files): on the parser thread,
+            # so another device's offer or chunk is never queued behind it (security 3). One per package.
+            if (device, pid) not in self._parsing:
+                self._parsing[(device, pid)] = self._parser.submit(self._parse_offer, pid, payload)
+                self._parsed_payload[(device, pid)] = payload
             return
+        try:
+            offer = self._parse_offer(pid, payload)
+        except P.ProtocolError as exc:
+            self._reject_offer(device, pid, exc)
+            return
+        self._accept_offer(device, pid, payload, offer)
+
+    def _reject_offer(self, device: str, pid: str, exc: Exception) -> None:
+        log.warning("%s/%s: offer rejected: %s", device, pid, exc)
+        self.stats["rejected"] += 1
+        self._send(device, pid, "rejected", reason=str(exc))
+
+    def _collect_parsed(self) -> None:
+        for key, fut in list(self._parsing.items()):
+            if not fut.done():
+                continue
+            del self._parsing[key]
+            payload = self._parsed_payload.pop(key)
+            try:
+                offer = fut.result()
+            except P.ProtocolError as exc:
+                self._reject_offer(*key, exc)
+                continue
+            except Exception:  # noqa: BLE001 - a bug in one offer's checks must not stop the receiver
+                log.exception("%s/%s: error checking an offer", *key)
+                continue
+            try:
+                self._accept_offer(key[0], key[1], payload, offer)
+            except OSError as exc:
+                self._store_error(key[0], key[1], exc)
+
+    def _accept_offer(self, device: str, pid: str, payload: bytes, offer: P.Offer) -> None:
         query = _query_of(payload)
         if (device, pid) in self._finalizing:  # every chunk is here; "stored" follows the verification
             self._send(device, pid, "status", q=query, missing=[], window=self.cfg.window)
@@ -296,7 +359,7 @@ class Receiver:
             try:
                 digests = fut.result()
             except OSError as exc:  # disk full or permissions: keep the partial, the device asks again
-                self._busy(p.device, pid, f"cannot store the complete package ({exc.strerror or exc})")
+                self._store_error(p.device, pid, exc, when="store the complete package")
                 continue
             except PackageInvalid as exc:
                 log.error("%s/%s: complete but invalid, discarded: %s", p.device, pid, exc)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import struct
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -34,6 +35,8 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: Characters refused in any path component of an offer (Windows-reserved, control, separators).
 _BAD_NAME = re.compile(r'[\x00-\x1f<>:"|?*\\/]')
 MAX_PATH = 1024
+#: Longest path component most file systems take (ext4, XFS: 255 bytes; NTFS: 255 UTF-16 units).
+MAX_NAME_BYTES = 255
 #: What one offer may make a receiver keep (security finding 3): a receiver's cost must follow what
 #: a device actually sends, not what it declares. The chunk bitmap is one byte per chunk, so at most
 #: MAX_CHUNKS bytes per partial; a 1 TiB package fits with 1 MiB chunks (the uploader picks a chunk
@@ -203,7 +206,25 @@ def safe_rel_path(path: Any) -> str:
     for p in parts:
         if p in ("", ".", "..") or _BAD_NAME.search(p) or p != p.rstrip(". "):
             raise ProtocolError(f"file path {path!r} has a disallowed component {p!r}")
+        if len(p.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ProtocolError(f"file path {path!r}: the name {p[:40]!r}... is {len(p.encode('utf-8'))} bytes "
+                                f"in UTF-8; file systems take at most {MAX_NAME_BYTES}")
     return path
+
+
+def name_key(path: str) -> str:
+    """How a case-insensitive, normalising file system (NTFS, APFS) sees a name: é (NFC) == é (NFD)."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def _check_file_vs_folder(entries: list[FileEntry]) -> None:
+    """``data/a`` and ``data/a/b`` cannot both exist on disk: refuse the offer instead of failing later."""
+    files = {name_key(e.path) for e in entries}
+    for e in entries:
+        parts = name_key(e.path).split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in files:
+                raise ProtocolError(f"{e.path}: {'/'.join(e.path.split('/')[:i])} is both a file and a folder")
 
 
 def parse_offer(package_id: str, payload: bytes, *, max_bytes: int, max_files: int = MAX_FILES) -> Offer:
@@ -233,10 +254,13 @@ def parse_offer(package_id: str, payload: bytes, *, max_bytes: int, max_files: i
             raise ProtocolError(f"{path}: bad size {size!r}")
         if not isinstance(digest, str) or not SHA256_RE.match(digest):
             raise ProtocolError(f"{path}: bad sha256 {digest!r}")
-        if path.lower() in seen:
-            raise ProtocolError(f"{path}: listed twice (names are compared case-insensitively)")
-        seen.add(path.lower())
+        key = name_key(path)
+        if key in seen:
+            raise ProtocolError(f"{path}: listed twice (names are compared ignoring case and Unicode "
+                                "normalisation, as Windows and macOS file systems do)")
+        seen.add(key)
         entries.append(FileEntry(path, size, digest))
+    _check_file_vs_folder(entries)
     missing = [t for t in TAG_FILES if t not in seen]
     if missing:
         raise ProtocolError(f"offer lacks the BagIt tag file(s) {', '.join(missing)}")

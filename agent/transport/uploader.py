@@ -37,6 +37,9 @@ PACKET_TOO_LARGE = 0x95
 DENIED_PAUSE = 60.0
 #: Bounds on a receiver's "busy ... retry_after": a hostile or broken value must not stall or spin us.
 BUSY_RETRY_BOUNDS = (1.0, 600.0)
+#: Busy packages resting (no slot) per upload slot, at most: a full receiver does not make us open
+#: every queued package, and a later offer finds space as soon as there is some.
+RESTING_PER_SLOT = 4
 
 
 class Uploader(Worker):
@@ -148,7 +151,10 @@ class Uploader(Worker):
     def _start_transfers(self, now: float) -> None:
         if now < self._paused_until:
             return
-        while len(self.active) < self.u.parallel:
+        # A package the receiver answered "busy" for rests without holding an upload slot, so one that
+        # cannot be taken now (too big for the space left, say) never starves the others (security 4).
+        while (sum(1 for t in self.active.values() if not t.busy_until) < self.u.parallel
+               and len(self.active) < self.u.parallel * RESTING_PER_SLOT):
             row = self.store.next_queued()
             if row is None or row.id in self.active:
                 return
@@ -314,6 +320,7 @@ class Uploader(Worker):
             log.warning("%s: %s; the package stays queued here and is offered again every %.0f s", t.package_id,
                         reason, retry)
         t.busy_reason = reason
+        self._woken.set()  # its slot is free: start the next package now
         self.health.problem("upload:receiver", f"uploads wait: {reason}. Nothing is lost; the package stays "
                             f"queued on this PC and is offered again every {retry:.0f} s", kind="warning")
 
