@@ -6,6 +6,8 @@ One connection guarded by a lock serves all threads of the agent; other processe
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import sqlite3
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from agent.state.migrations import apply_migrations
+from agent.package.safe_names import path_text
 
 
 def _import_sqlite_utils():  # noqa: ANN202
@@ -115,6 +118,7 @@ class StateStore:
             return {p: (s, m) for p, s, m, _ in self.conn.execute(sql, args)}
 
     def is_packaged(self, path: str, size: int, mtime_ns: int) -> bool:
+        path = path_text(path)  # a name that is not UTF-8 cannot be a SQLite text (security 10)
         with self._lock:
             row = self.conn.execute("SELECT 1 FROM files WHERE path=? AND size=? AND mtime_ns=?",
                                     (path, size, mtime_ns)).fetchone()
@@ -143,6 +147,7 @@ class StateStore:
                 (package_id, instrument_id, kind, parent_id, path, nbytes, len(files), created_at or now,
                  json.dumps(translation) if translation else None, json.dumps(pairing) if pairing else None))
             for f in files:
+                f = dataclasses.replace(f, path=path_text(f.path))
                 version = conn.execute("SELECT count(*) FROM files WHERE path=?", (f.path,)).fetchone()[0] + 1
                 conn.execute(
                     "INSERT OR IGNORE INTO files (path, size, mtime_ns, sha256, instrument_id, package_id, version,"
