@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import secrets
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +24,7 @@ from agent.config import Config
 from agent.health import Health
 from agent.package.builder import Spool
 from agent.sheets import pages
+from agent.sheets.bounded_http import BoundedThreadingHTTPServer
 from agent.sheets.attachments import AttachmentRefused, Upload, attach
 from agent.sheets.form import SheetInvalid, form_model, validate_values
 from agent.sheets.html import render_sheet
@@ -65,7 +66,7 @@ class Refused(Exception):
         self.status, self.message, self.errors = status, message, errors
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class _HTTPServer(BoundedThreadingHTTPServer):  # bounded connections and time-outs (security 7)
     daemon_threads = True
     allow_reuse_address = False  # never share the port with another process
 
