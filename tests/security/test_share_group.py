@@ -22,7 +22,7 @@ def test_device_cannot_join_the_receivers_share_group(tmp_path, broker, pki):
         wait_for(lambda: len(intruder.subacks) == len(mids), 10, "SUBACKs for the intruder")
         granted = {mids[m]: rc for m, rc in intruder.subacks.items() if rc[0] < 0x80}
         assert granted == {}, f"the broker let a device into a share group: {granted}"
-        assert "labedge_share_guard: refused shared subscription" in broker.log.read_text()
+        assert "labedge_guard: refused shared subscription" in broker.log.read_text()
 
         # ... and the real device's packages arrive in full while the intruder stays connected
         cfg = agent_config(tmp_path / "agent", broker.url, pki, device="dev-01")
