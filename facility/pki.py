@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ def init_ca(out_dir: Path, cn: str = "labedge CA", days: int = 3650, *, force: b
     out_dir = Path(out_dir)
     if (out_dir / CA_KEY).exists() and not force:
         raise PKIError(f"{out_dir / CA_KEY} already exists; refusing to replace a CA (use --force)")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(out_dir, 0o700)  # owner-only whatever the umask: the CA key and its issued/ list live here
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     nb, na = _validity(days, None, None)
