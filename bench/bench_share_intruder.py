@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--no-guard", action="store_true", help="remove the plugin lines (the old shipped config)")
+    ap.add_argument("--no-intruder", action="store_true", help="the reference: nobody in the share group")
     args = ap.parse_args()
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -74,9 +75,12 @@ def main() -> None:
         intruder.on_subscribe = lambda _c, _u, _m, rcs, _p: granted.extend(int(r.value) for r in rcs)
         intruder.connect("localhost", port)
         intruder.loop_start()
-        intruder.subscribe("$share/labedge/rde/+/up/#", qos=1)
-        wait(lambda: granted, 10, "the intruder's SUBACK")
-        print(f"intruder's $share subscription: {'GRANTED' if granted[0] < 0x80 else f'refused ({granted[0]:#x})'}")
+        if args.no_intruder:
+            print("reference: no intruder")
+        else:
+            intruder.subscribe("$share/labedge/rde/+/up/#", qos=1)
+            wait(lambda: granted, 10, "the intruder's SUBACK")
+            print(f"intruder's $share subscription: {'GRANTED' if granted[0] < 0x80 else f'refused ({granted[0]:#x})'}")
         watch, outside = tmp / "watch", tmp / "outside"
         watch.mkdir()
         outside.mkdir()
