@@ -96,3 +96,12 @@ def _open_checked(root: Path, path: Path) -> int:  # pragma: no cover - Windows 
         os.close(fd)
         raise
     return fd
+
+
+def open_in_watched(roots: "list[Path] | tuple[Path, ...]", path: Path) -> int:
+    """open_confined against whichever configured watched folder ``path`` lies in."""
+    for root in roots:
+        for base in (Path(root), Path(os.path.realpath(root))):
+            if base == Path(path) or base in Path(path).parents:
+                return open_confined(root, path)
+    raise OutsideWatchedFolder(errno.EXDEV, f"{path}: not inside any watched folder")

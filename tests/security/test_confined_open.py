@@ -83,3 +83,30 @@ def test_open_confined_refuses_links_at_any_depth_and_foreign_hard_links(tmp_pat
     os.link(foreign, root / "a" / "b" / "linked.txt")
     with pytest.raises(OutsideWatchedFolder, match="hard link"):
         open_confined(root, root / "a" / "b" / "linked.txt")
+
+
+def test_sample_sheet_beside_the_data_is_not_read_through_a_symlink(tmp_path):
+    """A `*.sheet.json` beside the data that is a link to a JSON file elsewhere (another user's
+    sheet, say) must not pair the measurement: its values would ship in the invoice."""
+    import json
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sheets"))
+    from sheets_helpers import FIB_VALUES, AgentEnv, write_config
+
+    elsewhere = tmp_path / "private"
+    elsewhere.mkdir(mode=0o700)
+    (elsewhere / "theirs.sheet.json").write_text(json.dumps(
+        {"format": "labedge-sheet", "version": 1, "template": "fib-atom-probe",
+         "sheet_id": "5f0e9a52-1111-4222-8333-444455556666", "values": {**FIB_VALUES, "sample.names": "SECRET"}}))
+    env = AgentEnv(tmp_path, tmp_path / "watch", write_config(tmp_path))
+    env.start()
+    try:
+        run = env.watch / "runA"
+        run.mkdir(parents=True)
+        os.symlink(elsewhere / "theirs.sheet.json", run / "W.sheet.json")
+        env.drop("a1.tif", folder=run)
+        wait_for(lambda: len(env.holds()) == 1 or env.packages(), 30, "the measurement to be held or packaged")
+        assert env.packages() == [], "the measurement was paired through a symlinked sheet"
+        assert len(env.holds()) == 1
+    finally:
+        env.stop()
