@@ -234,14 +234,20 @@ def test_attach_files_from_the_queue_page(agent_env: AgentEnv, page, artifacts_d
     good, bad = tmp_path / "tip photo.png", tmp_path / "photo.png"
     good.write_bytes(png_bytes())
     open_sheet(page, env.url + "/")
-    page.set_input_files(f"input[data-attach-input='{parent.id}']", [str(good)])
-    page.click(f"button[data-attach='{parent.id}']")
+    # the parent is picked by what the user recognises: sample, file name and time, not an id
+    label = page.locator(f"#attach-parent option[value='{parent.id}']").inner_text()
+    assert label.startswith("W-tip-07 — tip.tif (") and parent.id not in label
+    page.select_option("#attach-parent", label=label)
+    page.set_input_files("#attach-files", [str(good)])
+    page.click("#attach-go")
     page.wait_for_selector(".banner.ok", timeout=10000)
     child = wait_for(lambda: [p for p in env.packages() if p.kind == "attachment"], what="the attachment")[0]
     assert child.parent_id == parent.id and child.id in page.inner_text("#banner")
+    assert label in page.inner_text("#banner")
     bad.write_bytes(b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 64)  # an .exe renamed .png
-    page.set_input_files(f"input[data-attach-input='{parent.id}']", [str(bad)])
-    page.click(f"button[data-attach='{parent.id}']")
+    page.select_option("#attach-parent", parent.id)
+    page.set_input_files("#attach-files", [str(bad)])
+    page.click("#attach-go")
     page.wait_for_selector(".banner.bad", timeout=10000)
     assert "named .png but its content is not a PNG image" in page.inner_text("#banner")
     page.screenshot(path=str(artifacts_dir / "queue-attach-refused.png"), full_page=True)
@@ -256,24 +262,24 @@ def test_queue_page_shows_the_status_and_pauses_collection(agent_env: AgentEnv, 
         "basic.dateSubmitted": "2026-11-20", "sample.names": "W-tip-08", "custom.acceleration_voltage": 30,
         "custom.beam_current": 48, "custom.mask_inner_diameter": 1.5, "custom.mask_outer_diameter": 5}})
     open_sheet(page, env.url + "/")
-    assert "Offline: no [upload] is configured" in page.inner_text("#status")
-    assert page.inner_text("#pause").endswith("Pause")
+    assert page.inner_text("#summary") == "offline this PC keeps measurements locally; it is not set up to upload"
+    assert "[upload]" not in page.inner_text("body")
+    assert page.inner_text("#pause") == "Pause"
     page.click("#pause")
-    page.wait_for_selector("#pause[data-paused='0']", timeout=10000)  # reloaded: the button now resumes
-    assert "Paused by the user" in page.inner_text("#status")
+    page.wait_for_selector("#pause[data-paused='0']", timeout=10000)  # updated in place: the button now resumes
+    assert page.inner_text("#summary") == "paused paused by the user: new measurements wait"
     wait_for(lambda: env.agent.health.get("user_paused"), what="the pause to reach the agent")
     env.drop("tip08.tif")
     wait_for(lambda: env.agent.pipeline.pending() == 1, what="the measurement to wait while paused")
     assert env.packages() == []
-    page.reload()
-    page.wait_for_selector("body[data-ready='1']")
-    wait_for(lambda: (page.reload(), "1 measurement(s) not yet packaged" in page.inner_text("#status"))[1],
-             what="the waiting measurement on the page")
+    page.locator("#status li", has_text="1 new measurement(s) being prepared").wait_for(timeout=10000)  # live
     page.screenshot(path=str(artifacts_dir / "queue-paused.png"), full_page=True)
     page.click("#pause")
     page.wait_for_selector("#pause[data-paused='1']", timeout=10000)
     pkg = env.wait_packages(1)[0]
     assert env.invoice(pkg)["sample"]["names"] == ["W-tip-08"]
-    assert "Paused by the user" not in page.inner_text("#status") and page.js_errors == []
+    page.wait_for_selector(f"tr[data-package='{pkg.id}']", timeout=10000)  # the new package appears in place
+    assert "W-tip-08" in page.inner_text(f"tr[data-package='{pkg.id}']")
+    assert "paused" not in page.inner_text("#summary") and page.js_errors == []
     assert env.post("/api/pause", {"paused": "yes"})[0] == 400
     assert env.post("/api/pause", {"paused": True}, token=None)[0] == 403
