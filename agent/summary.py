@@ -78,7 +78,7 @@ def _held(st: dict[str, Any]) -> Summary | None:
     name = shorten(str(first.get("name") or ""), 48)
     en = f"{n} measurement{'s' if n > 1 else ''} need{'' if n > 1 else 's'} a sample sheet" + (f" ({name})" if name else "")
     ja = f"{n} 件の測定にサンプルシートが必要です" + (f"（{name}）" if name else "")
-    act_en, act_ja = "open the local page and fill or pick a sheet", "ローカルページでシートを記入または選択してください"
+    act_en, act_ja = "fill or pick a sheet on the local page", "ローカルページでシートを記入または選択してください"
     due = first.get("unpaired_at")
     if isinstance(due, (int, float)):
         left_en, left_ja = _minutes(due - time.time())
@@ -129,7 +129,8 @@ def summarize(st: dict[str, Any]) -> Summary:
                   "tell the facility (labedge enroll makes a new request)", "施設に連絡してください（labedge enroll）",
                   str(cert["warning"])[:300])
     if (st.get("control") or {}).get("paused"):
-        return _s(PAUSED, "paused by the user: new measurements wait", "ユーザーが一時停止しました。新しい測定は待機します",
+        return _s(PAUSED, "by the user: new measurements wait until you resume",
+                  "ユーザーによる一時停止です。再開するまで新しい測定は待機します",
                   "choose Resume to continue", "再開を選ぶと続行します")
     waiting = queued + uploading
     if st.get("offline") or st.get("upload") is None and agent.get("mode") == "offline":
@@ -139,8 +140,8 @@ def summarize(st: dict[str, Any]) -> Summary:
                   "操作は不要です。送信が必要なら施設に相談してください")
     up = st.get("upload") if isinstance(st.get("upload"), dict) else {}
     if up and up.get("connected") is False:
-        return _s(OFFLINE, "offline: will upload when the facility is reachable",
-                  "オフライン：施設に接続できしだい送信します",
+        return _s(OFFLINE, "will upload when the facility is reachable",
+                  "施設に接続できしだい送信します",
                   "nothing to do; measurements are kept on this PC. If this lasts hours, tell the facility",
                   "操作は不要です。測定はこの PC に保存されます。長く続く場合は施設に連絡してください",
                   str(up.get("last_error") or "")[:300] or None)

@@ -267,7 +267,7 @@ def test_queue_page_shows_the_status_and_pauses_collection(agent_env: AgentEnv, 
     assert page.inner_text("#pause") == "Pause"
     page.click("#pause")
     page.wait_for_selector("#pause[data-paused='0']", timeout=10000)  # updated in place: the button now resumes
-    assert page.inner_text("#summary") == "paused paused by the user: new measurements wait"
+    assert page.inner_text("#summary") == "paused by the user: new measurements wait until you resume"
     wait_for(lambda: env.agent.health.get("user_paused"), what="the pause to reach the agent")
     env.drop("tip08.tif")
     wait_for(lambda: env.agent.pipeline.pending() == 1, what="the measurement to wait while paused")

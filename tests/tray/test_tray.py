@@ -68,7 +68,7 @@ def test_state_wording_covers_every_level():
     assert tray_state(base).level == UP_TO_DATE
     assert tray_state({**base, "packages": {**base["packages"], "uploading": 1}}).level == WORKING
     down = tray_state({**base, "upload": {"connected": False, "last_error": "cannot reach b:8883"}})
-    assert down.level == OFFLINE and down.title == "offline: will upload when the facility is reachable"
+    assert down.level == OFFLINE and down.title == "will upload when the facility is reachable"
     assert down.lines[1] == "cannot reach b:8883" and "8883" not in down.tooltip
     full = tray_state({**base, "intake": {"paused": True, "reason": "spool full: 50 GiB of 50 GiB"}})
     assert full.level == ATTENTION and "spool full" in full.lines[1]
