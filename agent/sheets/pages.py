@@ -83,7 +83,10 @@ def _row_info(srv: "LocalServer", p: Any) -> dict[str, Any]:
         times = [s.get("mtime_ns") for s in src if isinstance(s.get("mtime_ns"), int)]
         info["taken_at"] = max(times) / 1e9 if times else None
         pr = prov.get("pairing") if isinstance(prov.get("pairing"), dict) else {}
-        info["pairing"] = {"status": pr.get("status"), "source": pr.get("source"), "sheet_id": pr.get("sheet_id")}
+        det = pr.get("details") if isinstance(pr.get("details"), dict) else {}
+        info["pairing"] = {"status": pr.get("status"), "source": pr.get("source"), "sheet_id": pr.get("sheet_id"),
+                           "sheet_file": Path(str(det["sheet_file"])).name if det.get("sheet_file") else None,
+                           "note": det.get("note")}
         sheet = srv.db.sheet(pr["sheet_id"]) if pr.get("sheet_id") else None
         if sheet is not None:
             info["sample"] = str(sheet.values.get("sample.names") or "") or None
@@ -211,8 +214,11 @@ def _packages_card(srv: "LocalServer", st: dict[str, Any], lang: str) -> str:
             sample = f'<span class="hint">{E(w("attachment_of", lang))} {E(p.parent_id or "")}</span>'
         elif pr.get("status") == "paired":
             rule = w(f"rule:{pr.get('source')}", lang) if f"rule:{pr.get('source')}" in _RULES else str(pr.get("source"))
+            if pr.get("sheet_file"):
+                rule += f" ({pr['sheet_file']})"
+            note = f'<div class="unpaired">{E(str(pr["note"]))}</div>' if pr.get("note") else ""
             sample = (f'{E(info.get("sample") or str(pr.get("sheet_id")))}'
-                      f'<div class="hint">{E(w("rule", lang))}: {E(rule)}</div>')
+                      f'<div class="hint">{E(w("rule", lang))}: {E(rule)}</div>{note}')
         else:
             sample = f'<span class="unpaired">{E(w("unpaired", lang))}</span>'
         state = E(w(p.state, lang)) if p.state in ("queued", "uploading", "delivered", "failed") else E(p.state)

@@ -203,6 +203,8 @@ class LocalServer(Worker):
             return {"ok": True, "closed": n}
         if path == "/api/hold/pick":
             fp, sid = body.get("hold"), body.get("sheet_id")
+            if isinstance(fp, str) and _HOLD_RE.match(fp) and isinstance(sid, str) and len(sid) <= 100:
+                self.check_template(fp, sid, confirmed=body.get("confirm") is True)
             if not (isinstance(fp, str) and _HOLD_RE.match(fp) and isinstance(sid, str) and len(sid) <= 100
                     and hasattr(self.pairer, "assign") and self.pairer.assign(fp, sid)):
                 raise Refused(404, both("that measurement is no longer waiting, or the sheet is unknown",
@@ -220,6 +222,23 @@ class LocalServer(Worker):
             log.info("collection %s from the local page", "paused" if paused else "resumed")
             return {"ok": True, "paused": paused}
         raise Refused(404, "no such endpoint")
+
+    def check_template(self, fp: str, sheet_id: str, *, confirmed: bool) -> None:
+        """A sheet of another instrument's template (an XRD sheet for a FIB image) is refused unless the
+        user confirms it with the mismatch named."""
+        h, sheet = self.db.hold(fp), self.db.sheet(sheet_id)
+        if h is None or sheet is None or confirmed:
+            return
+        try:
+            want = self.cfg.instrument(h.instrument_id).template
+        except KeyError:
+            return
+        if sheet.template != want:
+            raise Refused(409, both(f"this sheet is for the {sheet.template!r} template, but {h.instrument_id} uses "
+                                    f"{want!r}; apply it to {h.measurement.name} anyway?",
+                                    f"このシートは {sheet.template!r} 用ですが、{h.instrument_id} は {want!r} を使います。"
+                                    f"{h.measurement.name} に適用しますか？"),
+                          errors={"mismatch": {"sheet": sheet.template, "instrument": want}})
 
     def post_sheet(self, body: dict[str, Any]) -> dict[str, Any]:
         inst = self.instrument(body.get("instrument_id"))

@@ -89,7 +89,7 @@ def test_file_page_saves_a_sheet_json_that_pairs_files(agent_env: AgentEnv, page
     with page.expect_download() as dl:
         page.click("#submit")
     download = dl.value
-    assert download.suggested_filename.startswith("W-tip-11_") and download.suggested_filename.endswith(".sheet.json")
+    assert re.fullmatch(r"W-tip-11_\d{4}-\d\d-\d\d_\d{6}\.sheet\.json", download.suggested_filename)
     page.screenshot(path=str(artifacts_dir / "fib-file-saved.png"), full_page=True)
     assert [u for u in requests if not u.startswith(("file:", "blob:", "data:"))] == []  # nothing from a network
     run_dir = env.watch / "run11"
@@ -105,12 +105,16 @@ def test_file_page_saves_a_sheet_json_that_pairs_files(agent_env: AgentEnv, page
     inv = env.invoice(pkg)
     assert inv["sample"]["names"] == ["W-tip-11"] and inv["custom"]["beam_current"] == 120.0
     run_rde_validate(Path(pkg.path))
-    # the last values are remembered for the next sheet. The page wrote them at once; a file: page's
-    # storage is handed between tabs by the browser, so the next tab is opened until it sees them.
+    # the last values are remembered, but only offered: the next sheet opens empty and "Same as last
+    # sample" brings them back. A file: page's storage is handed between tabs by the browser, so the
+    # next tab is opened until it offers them.
     stored = page.evaluate("localStorage.getItem('labedge.sheet.fib-atom-probe')")
     assert stored is not None and json.loads(stored)["sample.names"] == "W-tip-11"
     assert page.js_errors == []
-    nxt = reopen_until(page, html.as_uri(), lambda p: p.input_value("[name='sample.names']") == "W-tip-11")
+    nxt = reopen_until(page, html.as_uri(), lambda p: p.locator("#same-as-last").count() == 1)
+    assert nxt.input_value("[name='sample.names']") == "" and nxt.input_value("[name='basic.dataOwnerId']") == ""
+    nxt.click("#same-as-last")
+    assert nxt.input_value("[name='sample.names']") == "W-tip-11"
     assert nxt.input_value("[name='basic.dataOwnerId']") == OWNER
 
 
@@ -155,7 +159,9 @@ def test_a_script_value_is_shown_as_text_and_never_run(agent_env: AgentEnv, page
     fill_fib(page, sample=EVIL)
     page.click("#submit")
     page.wait_for_selector(".banner.ok", timeout=10000)
-    open_sheet(page, env.url + "/sheet/fib01")  # prefilled from the active sheet
+    open_sheet(page, env.url + "/sheet/fib01")
+    assert page.input_value("[name='sample.names']") == ""  # no silent carry-over
+    page.click("#same-as-last")  # the active sheet's values, on request
     assert page.input_value("[name='sample.names']") == EVIL
     assert EVIL in page.inner_text("#info")
     assert page.evaluate("window.__pwned") is None

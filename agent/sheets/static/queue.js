@@ -8,6 +8,7 @@
   var busy = false, hideTimer = null;
   var T = {
     pickFirst: {ja: "シートを選んでください", en: "Pick a sheet first"},
+    notApplied: {ja: "適用しませんでした: ", en: "Not applied: "},
     applied: {ja: "適用しました。まもなくパッケージになります。", en: "Applied: the measurement is packaged shortly."},
     chooseFiles: {ja: "ファイルを選んでください", en: "Choose files first"},
     chooseParent: {ja: "添付先の測定を選んでください", en: "Choose the measurement to attach to"},
@@ -44,9 +45,19 @@
       var fp = b.getAttribute("data-pick");
       var sel = document.querySelector('select[data-pick-for="' + fp + '"]');
       if (!sel || !sel.value) { say("bad", tr(T.pickFirst)); return; }
-      post("/api/hold/pick", {hold: fp, sheet_id: sel.value}).then(function (r) {
-        if (r.status === 200) { say("ok", tr(T.applied)); sel.value = ""; refresh(); } else { say("bad", msg(r.body)); }
-      }).catch(function (e) { say("bad", tr(T.failed) + e); });
+      var pick = function (confirmed) {
+        post("/api/hold/pick", {hold: fp, sheet_id: sel.value, confirm: confirmed}).then(function (r) {
+          if (r.status === 200) { say("ok", tr(T.applied)); sel.value = ""; refresh(); return; }
+          // another instrument's template: say which, and apply only if the user confirms
+          if (r.status === 409 && r.body.errors && r.body.errors.mismatch && !confirmed) {
+            say("bad", msg(r.body));
+            if (window.confirm(msg(r.body))) { pick(true); } else { say("bad", tr(T.notApplied) + msg(r.body)); }
+            return;
+          }
+          say("bad", msg(r.body));
+        }).catch(function (e) { say("bad", tr(T.failed) + e); });
+      };
+      pick(false);
     } else if (b.id === "attach-go") {
       attach();
     } else if (b.id === "pause") {
