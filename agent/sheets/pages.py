@@ -103,8 +103,6 @@ def status_lines(st: dict[str, Any], lang: str) -> list[tuple[str, str]]:
     """(kind, text) under the summary: the other things that hold, in the page's language."""
     out: list[tuple[str, str]] = []
     sm = st.get("summary") or {}
-    if sm.get("detail"):
-        out.append(("info", str(sm["detail"])))
     if st.get("control", {}).get("paused") and sm.get("state") != "paused":
         out.append(("warning", w("paused_user", lang)))
     cert = st.get("certificate")
@@ -131,7 +129,11 @@ def _status_card(st: dict[str, Any], lang: str) -> str:
             f'<b class="state-word">{E(str(words.get("state", "")))}</b> '
             f'<span id="reason">{E(str(words.get("reason", "")))}</span></p>'
             f'<p class="hint" id="action">{E(str(words.get("action", "")))}</p>'
-            f'{f"<ul class=status>{rows}</ul>" if rows else ""}{button}</section>')
+            f'{f"<ul class=status>{rows}</ul>" if rows else ""}'
+            # the technical words (a broker address, an error) for whoever helps the user: folded away
+            + (f'<details id="detail"><summary>{E(w("details", lang))}</summary><p class="mono">'
+               f'{E(str(sm["detail"]))}</p></details>' if sm.get("detail") else "")
+            + f"{button}</section>")
 
 
 def _settling_card(st: dict[str, Any], lang: str) -> str:

@@ -171,8 +171,8 @@ class SheetPairer:
                     st = p.stat()
                 except OSError:
                     continue
-                # 2 s of slack: FAT/SMB shares keep mtimes to 2 s, and the user may save the sheet just after
-                if not (st.st_mtime_ns - 2_000_000_000 <= newest <= st.st_mtime_ns + max_age_ns):
+                # (coarse FAT/SMB mtimes truncate both the same way, so "written after" keeps its order)
+                if not (st.st_mtime_ns <= newest <= st.st_mtime_ns + max_age_ns):
                     continue  # the measurement is older than the sheet, or the sheet has expired for it
                 s = self._load_sheet_file(p, quiet=True)
                 if s is not None and inst is not None and s.template != inst.template:

@@ -80,9 +80,18 @@ def test_held_broker_down_receiver_down_and_uploading_read_right(page, pki, tmp_
         assert _summary(page) == "offline will upload when the facility is reachable"
         status_text = page.inner_text("#status")
         assert status_text.count("will upload") == 1 and "needs a look" not in status_text
+        assert "localhost:" not in status_text  # the broker's address is folded away under Details
+        page.click("#detail summary")
+        assert "cannot reach localhost:" in page.inner_text("#detail")
         page.screenshot(path=str(artifacts_dir / "state-broker-down-1366.png"))
         cli = _cli(config)
         assert "OFFLINE: will upload when the facility is reachable" in cli and "ONLINE" not in cli
+        r = subprocess.run([sys.executable, "-m", "agent", "status", "--json", "-c", str(config)],
+                           capture_output=True, text=True, cwd=REPO, timeout=60)
+        summary = json.loads(r.stdout)["summary"]
+        assert (summary["state"], summary["reason"]) == ("offline", "will upload when the facility is reachable")
+        assert summary["ja"]["reason"] == "施設に接続できしだい送信します" and "localhost:" in summary["detail"]
+        page.click("#detail summary")  # fold it again: the page keeps the user's open Details as they are
 
         # 3. the broker is back but no receiver listens: not "All well", not "uploading 0 B"
         broker.start()

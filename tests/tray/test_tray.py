@@ -108,3 +108,27 @@ def test_the_six_icons_differ_at_16_px_in_greyscale():
             diff = sum(abs(x - y) for x, y in zip(ga, gb)) / len(ga)
             assert diff >= 15, f"{a!r} and {b!r} look alike at 16 px in grey on {bg}: {diff:.1f}"
     assert icon_image(UP_TO_DATE).size == (64, 64)
+
+
+def test_a_new_held_measurement_raises_one_notification(cfg, tmp_path):
+    """The tray's desktop notification (pystray notify, where the platform has one): once per newly held
+    measurement, not again for the same one, and not for what was already held when the tray started."""
+    from agent.config import load_config
+    text = cfg.source.read_text(encoding="utf-8").replace("hold_seconds = 0", 'unpaired_policy = "hold"')
+    cfg.source.write_text(text, encoding="utf-8")
+    cfg = load_config(cfg.source)
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        ctl = TrayController(cfg, opener=lambda url: None, lang="en")
+        (tmp_path / "watch" / "old.csv").write_text("1\n")
+        wait_for(lambda: ctl.status()["sheets"]["held"] == 1, what="the first hold")
+        assert ctl.sheet_notice(ctl.status()) is None  # held before the tray looked: no announcement
+        (tmp_path / "watch" / "new.csv").write_text("2\n")
+        st = wait_for(lambda: (s := ctl.status())["sheets"]["held"] == 2 and s, what="the second hold")
+        notice = ctl.sheet_notice(st)
+        assert notice is not None and "2 measurements need a sample sheet" in notice and "local page" in notice
+        assert ctl.sheet_notice(ctl.status()) is None  # the same holds: said once
+        assert ctl.state(st).level == ATTENTION
+    finally:
+        assert agent.stop() == []

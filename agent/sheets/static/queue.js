@@ -93,7 +93,7 @@
   // Sections are swapped only while the user is not in the middle of something inside them.
   var LIVE = ["status", "settling", "counts", "held", "packages", "attach"];
   function inUse(sec) {
-    if (busy) { return true; }
+    if (busy || sec.querySelector("details[open]")) { return true; }
     var a = document.activeElement;
     if (a && a !== document.body && sec.contains(a) && (a.tagName === "SELECT" || a.tagName === "INPUT")) { return true; }
     return Array.prototype.some.call(sec.querySelectorAll("select, input[type=file]"), function (i) {
