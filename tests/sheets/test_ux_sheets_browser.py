@@ -99,6 +99,8 @@ def test_the_queue_page_follows_the_browser_language_and_switches(browser, tmp_p
         page.wait_for_selector("html[lang='en']")
         page.wait_for_selector("body[data-ready='1']")
         assert "Needs a sample sheet (1)" in page.inner_text("body") and "シート待ち" not in page.inner_text("body")
+        page.set_viewport_size({"width": 800, "height": 768})
+        page.screenshot(path=str(artifacts_dir / "queue-en-800.png"), full_page=True)
         page.goto(env.url + "/sheet/fib01")  # the sheet follows the same choice
         page.wait_for_selector("body[data-ready='1']")
         assert page.inner_text("#submit") == "Use this sheet"

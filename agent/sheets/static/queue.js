@@ -27,6 +27,7 @@
     if (hideTimer) { clearTimeout(hideTimer); }
     if (kind === "ok") { hideTimer = setTimeout(function () { banner.className = "banner toast"; banner.textContent = ""; }, 6000); }
   }
+  banner.addEventListener("click", function () { banner.className = "banner toast"; banner.textContent = ""; });
   function post(path, body) {
     return fetch(path, {method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-Labedge-Token": CFG.token}, body: JSON.stringify(body)})

@@ -98,6 +98,8 @@
   // user has scrolled to.
   function setBanner(kind, text) { banner.className = "banner toast " + kind; banner.textContent = text; }
   banner.setAttribute("aria-live", "polite");
+  banner.title = lang === "ja" ? "クリックで閉じる" : "click to close";
+  banner.addEventListener("click", function () { banner.className = "banner toast"; banner.textContent = ""; });
 
   function control(f, value) {
     var c;
@@ -163,7 +165,7 @@
         ctl.appendChild(control(f, values[f.id]));
         if (f.unit) { ctl.appendChild(el("span", {"class": "unit"}, f.unit)); }
         if (f.format === "date") { ctl.appendChild(el("span", {"class": "hint date-words", id: "d-" + f.id})); }
-        if (f.type === "string" && !f.format && !(f.choices && f.choices.length) && !f["enum"]) {
+        if (f.type === "string" && !f.format && !f.pattern && !(f.choices && f.choices.length) && !f["enum"]) {
           ctl.appendChild(el("span", {"class": "counter", id: "n-" + f.id, "aria-live": "polite"}));
         }
         row.appendChild(ctl);
