@@ -181,7 +181,11 @@ def _progress(st: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per package being uploaded: percent done and seconds left (from the rate since first seen)."""
     out = {}
     now = time.monotonic()
-    for t in ((st.get("upload") or {}).get("transfers") or []):
+    transfers = (st.get("upload") or {}).get("transfers") or []
+    with _LOCK:
+        for gone in set(_RATE) - {t.get("package_id") for t in transfers}:
+            del _RATE[gone]
+    for t in transfers:
         pid, done, total = t.get("package_id"), int(t.get("done_bytes") or 0), int(t.get("total_bytes") or 0)
         if not pid or not total:
             continue

@@ -282,7 +282,7 @@ class LocalServer(Worker):
         try:
             built = attach(self.cfg, self.store, self.spool, body.get("parent_id"), uploads)
         except AttachmentRefused as exc:
-            raise Refused(400, both(str(exc), f"添付できません: {exc}")) from None
+            raise Refused(400, both(str(exc), exc.ja)) from None
         for cb in getattr(self.pipeline, "on_packaged", []):
             _notify(cb, built)
         return {"ok": True, "package_id": built.id}

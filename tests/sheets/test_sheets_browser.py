@@ -256,6 +256,10 @@ def test_attach_files_from_the_queue_page(agent_env: AgentEnv, page, artifacts_d
     page.click("#attach-go")
     page.wait_for_selector(".banner.bad", timeout=10000)
     assert "named .png but its content is not a PNG image" in page.inner_text("#banner")
+    import base64
+    code, out = env.post("/api/attach", {"parent_id": parent.id, "files": [
+        {"name": "photo.png", "data": base64.b64encode(bad.read_bytes()).decode()}]})
+    assert code == 400 and out["message"]["ja"] == "'photo.png': 名前は .png ですが中身が PNG 画像ではありません"
     page.screenshot(path=str(artifacts_dir / "queue-attach-refused.png"), full_page=True)
     assert len(env.packages()) == 2 and page.js_errors == []
 
