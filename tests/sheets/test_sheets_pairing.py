@@ -82,6 +82,8 @@ def test_sheet_file_beside_the_data_before_and_after(agent_env: AgentEnv) -> Non
     assert prov["pairing"]["source"] == "sheet-file" and prov["pairing"]["details"]["sheet_file"].endswith(
         "W-tip-07.sheet.json")
     assert [s["raw"] for s in prov["sources"]] == ["raw/a1.tif"]  # the sheet is never packaged as data
+    code, page = env.request("GET", "/")  # the page says which rule paired it
+    assert code == 200 and "paired by: sheet file beside the data (W-tip-07.sheet.json)" in page
     run_rde_validate(Path(pkg.path))
 
     # a sheet file pairs only data written AFTER it: one put beside held data does not pair it silently
