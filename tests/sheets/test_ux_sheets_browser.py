@@ -110,18 +110,18 @@ def test_the_queue_page_follows_the_browser_language_and_switches(browser, tmp_p
         env.stop()
 
 
-TWO = f'''
+TWO = '''
 [[instruments]]
 id = "fib01"
 template = "fib-atom-probe"
-watch = ["{{w}}/fib"]
+watch = ["{w}/fib"]
 settle_seconds = 0.3
 unpaired_policy = "send"
 hold_seconds = 90
 [[instruments]]
 id = "xrd01"
 template = "xrd-powder"
-watch = ["{{w}}/xrd"]
+watch = ["{w}/xrd"]
 settle_seconds = 2.5
 '''
 
