@@ -234,10 +234,10 @@ class LocalServer(Worker):
         except KeyError:
             return
         if sheet.template != want:
-            raise Refused(409, both(f"this sheet is for the {sheet.template!r} template, but {h.instrument_id} uses "
-                                    f"{want!r}; apply it to {h.measurement.name} anyway?",
-                                    f"このシートは {sheet.template!r} 用ですが、{h.instrument_id} は {want!r} を使います。"
-                                    f"{h.measurement.name} に適用しますか？"),
+            raise Refused(409, both(f"this sheet is for the {sheet.template!r} template, but {h.instrument_id} "
+                                    f"({h.measurement.name}) uses {want!r}",
+                                    f"このシートは {sheet.template!r} 用ですが、{h.instrument_id}（{h.measurement.name}）"
+                                    f"は {want!r} を使います"),
                           errors={"mismatch": {"sheet": sheet.template, "instrument": want}})
 
     def post_sheet(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -156,7 +156,8 @@ def test_mismatch_is_refused_or_confirmed_and_the_countdown_runs(browser, tmp_pa
         page.select_option("select[data-pick-for]", xrd["sheet_id"])
         page.click("button[data-pick]")
         page.locator("#banner", has_text="Not applied").wait_for(timeout=10000)
-        assert "'xrd-powder' template, but fib01 uses 'fib-atom-probe'" in dialogs[0]
+        assert dialogs[0] == ("this sheet is for the 'xrd-powder' template, but fib01 (tip.tif) uses "
+                              "'fib-atom-probe'\n\nApply it anyway?")
         assert in_view(page, "#banner") and len(env.holds()) == 1
         assert [p for p in env.packages() if p.instrument_id == "fib01"] == []
         page.screenshot(path=str(artifacts_dir / "queue-mismatch-refused-1366.png"))

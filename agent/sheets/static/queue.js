@@ -9,6 +9,7 @@
   var T = {
     pickFirst: {ja: "シートを選んでください", en: "Pick a sheet first"},
     notApplied: {ja: "適用しませんでした: ", en: "Not applied: "},
+    anyway: {ja: "それでも適用しますか？", en: "Apply it anyway?"},
     applied: {ja: "適用しました。まもなくパッケージになります。", en: "Applied: the measurement is packaged shortly."},
     chooseFiles: {ja: "ファイルを選んでください", en: "Choose files first"},
     chooseParent: {ja: "添付先の測定を選んでください", en: "Choose the measurement to attach to"},
@@ -52,7 +53,7 @@
           // another instrument's template: say which, and apply only if the user confirms
           if (r.status === 409 && r.body.errors && r.body.errors.mismatch && !confirmed) {
             say("bad", msg(r.body));
-            if (window.confirm(msg(r.body))) { pick(true); } else { say("bad", tr(T.notApplied) + msg(r.body)); }
+            if (window.confirm(msg(r.body) + "\n\n" + tr(T.anyway))) { pick(true); } else { say("bad", tr(T.notApplied) + msg(r.body)); }
             return;
           }
           say("bad", msg(r.body));
