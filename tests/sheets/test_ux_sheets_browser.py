@@ -122,7 +122,7 @@ hold_seconds = 90
 id = "xrd01"
 template = "xrd-powder"
 watch = ["{w}/xrd"]
-settle_seconds = 2.5
+settle_seconds = 60
 '''
 
 
@@ -142,7 +142,7 @@ def test_mismatch_is_refused_or_confirmed_and_the_countdown_runs(browser, tmp_pa
         assert code == 200
         env.drop("tip.tif")
         wait_for(lambda: env.holds(), what="the hold")
-        # a file arriving at the XRD: shown as settling (settle_seconds 2.5) before it is a measurement
+        # a file arriving at the XRD: shown as settling (settle_seconds 60: for the whole test)
         (tmp_path / "watch" / "xrd" / "scan-3.xy").write_text("10 5\n")
         open_page(page, env.url + "/")
         page.locator("#settling li", has_text="scan-3.xy").wait_for(timeout=5000)
@@ -164,7 +164,10 @@ def test_mismatch_is_refused_or_confirmed_and_the_countdown_runs(browser, tmp_pa
         page.once("dialog", lambda d: d.accept())  # the user confirms, knowing the mismatch
         page.select_option("select[data-pick-for]", xrd["sheet_id"])
         page.click("button[data-pick]")
-        page.locator("#banner", has_text="Applied").wait_for(timeout=10000)
+        try:
+            page.locator("#banner.ok", has_text="Applied: the measurement is packaged shortly").wait_for(timeout=10000)
+        except Exception:
+            raise AssertionError(f"banner {page.inner_text('#banner')!r}, holds {env.holds()}") from None
         pkg = wait_for(lambda: [p for p in env.packages() if p.instrument_id == "fib01"], what="the package")[0]
         prov = env.provenance(pkg)
         assert prov["pairing"]["source"] == "picked" and "differs" in prov["pairing"]["details"]["note"]
