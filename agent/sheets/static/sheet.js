@@ -106,7 +106,7 @@
     var opts = f.choices && f.choices.length ? f.choices.map(function (o) { return {value: o.value, label: o.label}; }) :
       (f["enum"] ? f["enum"].map(function (x) {
         var l = f.enumLabels && f.enumLabels[x];
-        return {value: x, label: l ? (lang === "ja" && l.ja !== l.en ? l.ja + " / " + l.en : tr(l)) : String(x)};
+        return {value: x, label: l ? tr(l) : String(x)};
       }) : null);
     if (f.type === "boolean") {
       c = el("input", {type: "checkbox", name: f.id, id: "f-" + f.id});
@@ -147,6 +147,7 @@
     var back = document.getElementById("back");
     if (back) { back.textContent = tr(T.back); }
     document.getElementById("title").textContent = tr(MODEL.title);
+    document.title = "labedge: " + tr(MODEL.title);
     document.getElementById("subtitle").textContent =
       (CFG.instrument ? tr(T.instrument) + CFG.instrument + " · " : "") + MODEL.template;
     MODEL.sections.forEach(function (s) {
