@@ -23,6 +23,9 @@ MAX_CONNECTIONS = 32
 #: sends a request at once; a client that waits longer is idle or deliberately slow.
 SOCKET_TIMEOUT = 10.0
 SHED_LOG_SECONDS = 30.0
+#: Seconds one connection may last in all: a client that trickles a byte every few seconds never
+#: trips SOCKET_TIMEOUT, so it is cut here (the page's own requests take milliseconds).
+REQUEST_DEADLINE = 60.0
 
 
 class BoundedThreadingHTTPServer(ThreadingHTTPServer):
@@ -30,12 +33,32 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128  # a burst of browser connections waits in the kernel, not in a retry
     max_connections = MAX_CONNECTIONS
     socket_timeout = SOCKET_TIMEOUT
+    request_deadline = REQUEST_DEADLINE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._slots = threading.BoundedSemaphore(self.max_connections)
         self._shed = 0
         self._last_shed_log = 0.0
+        self._open: dict[int, tuple[float, socket.socket]] = {}
+        self._open_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+
+    def handle_request(self) -> None:
+        self._cut_overdue()
+        super().handle_request()
+
+    def service_actions(self) -> None:  # serve_forever's hook, for callers that use it
+        self._cut_overdue()
+
+    def _cut_overdue(self) -> None:
+        now = time.monotonic()
+        with self._open_lock:
+            overdue = [s for t, s in self._open.values() if now > t]
+        for s in overdue:
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # the handler's read returns; its thread ends, the slot frees
+            except OSError:
+                pass
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -60,7 +83,11 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open[id(request)] = (time.monotonic() + self.request_deadline, request)
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._open_lock:
+                self._open.pop(id(request), None)
             self._slots.release()

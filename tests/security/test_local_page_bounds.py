@@ -63,3 +63,53 @@ def test_idle_connections_cannot_exhaust_the_agent(tmp_path):
             s.close()
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_client_trickling_bytes_is_cut_at_the_request_deadline():
+    """Slow clients, not only idle ones: a byte every 0.3 s never trips the socket time-out, the
+    overall deadline closes it (deadline shortened here; the page uses 60 s)."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler
+
+    from agent.sheets.bounded_http import BoundedThreadingHTTPServer
+
+    class Quiet(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a) -> None:  # noqa: ANN002
+            pass
+
+    class Server(BoundedThreadingHTTPServer):
+        request_deadline = 1.5
+
+    srv = Server(("127.0.0.1", 0), Quiet)
+    srv.timeout = 0.1
+    stop = threading.Event()
+    loop = threading.Thread(target=lambda: [srv.handle_request() for _ in iter(stop.is_set, True)], daemon=True)
+    loop.start()
+    try:
+        s = socket.create_connection(srv.server_address, 5)
+        t0 = time.monotonic()
+        closed = False
+        for ch in b"GET / HTTP/1.0\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+            try:
+                s.sendall(bytes([ch]))
+                s.settimeout(0.3)
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+                break
+        assert closed, "the trickling client was never cut"
+        assert time.monotonic() - t0 < 6
+        s.close()
+    finally:
+        stop.set()
+        loop.join(5)
+        srv.server_close()
