@@ -93,14 +93,20 @@ def test_translators_lists_every_entry_point(frozen: Path) -> None:
     assert not broken, broken
 
 
-def test_translate_and_verify_a_real_sample(frozen: Path, tmp_path: Path) -> None:
+def test_translate_a_real_sample_as_the_package_does(frozen: Path, tmp_path: Path) -> None:
     sample = require_shared(SAMPLES) / "rigaku_xrd" / "XRD_RIGAKU.ras"
-    res = run(frozen, "translate", str(sample), "--out", str(tmp_path / "out"), timeout=120)
+    res = run(frozen, "translate", str(sample), "--out", str(tmp_path / "frozen"), timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "translator rigaku" in res.stdout, res.stdout
-    made = tmp_path / "out" / "XRD_RIGAKU.ras"
-    assert (made / "data" / "raw" / "XRD_RIGAKU.ras").read_bytes() == sample.read_bytes()
-    assert json.loads((made / "data" / "invoice" / "invoice.json").read_text("utf-8"))
+    ref = subprocess.run([sys.executable, "-m", "agent", "translate", str(sample), "--out", str(tmp_path / "package")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert ref.returncode == 0, ref.stderr
+    got, want = tmp_path / "frozen" / sample.name / "data", tmp_path / "package" / sample.name / "data"
+    files = sorted(str(f.relative_to(want)) for f in want.rglob("*") if f.is_file())
+    assert "meta/metadata.json" in files and "structured/XRD_RIGAKU.csv" in files, files
+    assert sorted(str(f.relative_to(got)) for f in got.rglob("*") if f.is_file()) == files
+    for rel in ("raw/XRD_RIGAKU.ras", "meta/metadata.json", "structured/XRD_RIGAKU.csv"):
+        assert (got / rel).read_bytes() == (want / rel).read_bytes(), rel
 
 
 def test_demo_then_verify_and_check(frozen: Path, tmp_path: Path) -> None:
