@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray
     "agent.check",             # check
+    "agent.service.cli",       # service install|uninstall|status
 ]
 
 

@@ -96,3 +96,46 @@ def wait_for(cond: Callable[[], object], timeout: float, what: str, interval: fl
 
 def mode(p: Path) -> int:
     return p.stat().st_mode & 0o777
+
+
+class FakeServiceManager:
+    """Records what `labedge service` asks of the OS's service manager (the Windows stand-in)."""
+
+    def __init__(self, installed: bool = False, running: bool = False) -> None:
+        from agent.service.managers import ServiceState
+
+        self.calls: list[tuple] = []
+        self._state = ServiceState(installed, running, "fake")
+
+    def ensure_account(self, user: str) -> None:
+        self.calls.append(("ensure_account", user))
+
+    def install(self, spec) -> None:  # noqa: ANN001
+        from agent.service.managers import ServiceState
+
+        self.calls.append(("install", spec))
+        self._state = ServiceState(True, True, "fake")
+
+    def uninstall(self) -> None:
+        from agent.service.managers import ServiceState
+
+        self.calls.append(("uninstall",))
+        self._state = ServiceState(False, False)
+
+    def state(self):  # noqa: ANN201
+        return self._state
+
+
+def checker_as_user(config: Path, user: str | None):  # noqa: ANN201
+    """The real `labedge check --config`, as ``user`` when given, with an interpreter that user can run."""
+    from agent.service.managers import CommandResult
+
+    python, env = user_env(dict(os.environ))
+    extra = {"preexec_fn": as_user(user)} if user and user != "root" else {}
+    res = subprocess.run([python, "-m", "agent", "check", "--config", str(config)], capture_output=True, text=True,
+                         timeout=60, cwd=REPO, env=env, **extra)
+    return CommandResult(res.returncode, (res.stderr + res.stdout).strip())
+
+
+def owner(p: Path) -> str:
+    return pwd.getpwuid(p.stat().st_uid).pw_name

@@ -1,0 +1,244 @@
+"""`labedge service install|uninstall|status`: the real steps with a fake service manager (the stand-in
+for Windows and for a CI machine without a running systemd), the real systemd and WinSW classes with
+a recording runner, and the generated unit checked by `systemd-analyze verify`."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.machine import ENV_ROOT, system_paths
+from agent.service import install as svc
+from agent.service.autostart import WindowsRunKey, XdgAutostart
+from agent.service.managers import CommandResult, SystemdManager, WinswManager
+from agent.service.templates import ServiceSpec, command_for, systemd_unit, unit_values, winsw_xml
+from agent.transport.enroll import make_key_and_csr
+from deploy_helpers import (OTHER_USER, FakeServiceManager, checker_as_user, mode, need_root, open_root, owner,
+                            remove_root)
+
+CONFIG = """config_version = 1
+device_id = "pc-01"
+[web]
+enabled = false
+[[instruments]]
+id = "xrd-01"
+watch = ["{watch}"]
+"""
+
+
+@pytest.fixture()
+def root(monkeypatch):
+    r = open_root()
+    monkeypatch.setenv(ENV_ROOT, str(r))
+    yield r
+    remove_root(r)
+
+
+def admin_config(root: Path, watch: Path, extra: str = "") -> Path:
+    """The config as an administrator writes it, in their own folder."""
+    src = root / "admin" / "labedge.toml"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_text(CONFIG.format(watch=watch.as_posix()) + extra, "utf-8")
+    return src
+
+
+class Recorder:
+    def __init__(self, answers: dict[str, CommandResult] | None = None) -> None:
+        self.argv: list[list[str]] = []
+        self.answers = answers or {}
+
+    def __call__(self, argv):  # noqa: ANN001, ANN204
+        self.argv.append(list(argv))
+        for needle, res in self.answers.items():
+            if needle in " ".join(argv):
+                return res
+        return CommandResult(0, "")
+
+
+def test_install_refuses_a_bad_config_with_checks_message(root: Path) -> None:
+    src = admin_config(root, root / "no-such-folder")
+    fake, auto = FakeServiceManager(), XdgAutostart(root / "autostart")
+    with pytest.raises(svc.InstallRefused) as exc:
+        svc.install(svc.InstallOptions(config=src, user="root", tray=True), fake, auto, checker=checker_as_user)
+    words = str(exc.value)
+    assert "no-such-folder" in words and "does not exist" in words and str(src) in words, words
+    assert "nothing was installed" in words
+    assert fake.calls == [] and not auto.file.exists()
+    assert not system_paths().config_file.exists() and list(system_paths().config_dir.iterdir()) == []
+
+
+def test_install_refuses_a_user_mode_config(root: Path) -> None:
+    watch = root / "data"
+    watch.mkdir()
+    src = admin_config(root, watch)
+    src.write_text('mode = "user"\n' + src.read_text("utf-8"), "utf-8")
+    fake = FakeServiceManager()
+    with pytest.raises(svc.InstallRefused, match='mode = "system"'):
+        svc.install(svc.InstallOptions(config=src, user="root"), fake, checker=checker_as_user)
+    assert fake.calls == []
+
+
+def test_install_refuses_what_the_service_account_cannot_read(root: Path) -> None:
+    need_root()
+    watch = root / "private-data"
+    watch.mkdir(mode=0o700)  # root's folder: the service account would restart-loop on it
+    watch.chmod(0o700)
+    fake = FakeServiceManager()
+    with pytest.raises(svc.InstallRefused) as exc:
+        svc.install(svc.InstallOptions(config=admin_config(root, watch), user=OTHER_USER), fake,
+                    checker=checker_as_user)
+    assert f"as the service account {OTHER_USER!r}" in str(exc.value) and "private-data" in str(exc.value)
+    assert "permission denied" in str(exc.value)
+    assert [c[0] for c in fake.calls] == ["ensure_account"]  # never registered
+    assert not system_paths().config_file.exists()
+
+
+def test_install_secures_folders_and_key_then_registers(root: Path) -> None:
+    need_root()
+    watch = root / "data"
+    watch.mkdir()
+    src = admin_config(root, watch)
+    fake, auto = FakeServiceManager(), XdgAutostart.machine_wide()
+    done = svc.install(svc.InstallOptions(config=src, user=OTHER_USER, tray=True, command=["/opt/labedge/labedge"]),
+                       fake, auto, checker=checker_as_user)
+    sp = system_paths()
+    assert [c[0] for c in fake.calls] == ["ensure_account", "install"]
+    spec: ServiceSpec = fake.calls[1][1]
+    assert spec.command == ("/opt/labedge/labedge", "run", "--system", "--config", str(sp.config_file))
+    assert spec.user == OTHER_USER and spec.system_root == str(root)
+    installed = sp.config_file.read_text("utf-8")
+    assert installed.startswith('mode = "system"') and CONFIG.format(watch=watch.as_posix()) in installed
+    assert (owner(sp.config_file), mode(sp.config_file)) == ("root", 0o644)
+    for d in (sp.state_dir, sp.spool_dir, sp.log_dir):
+        assert (owner(d), mode(d)) == (OTHER_USER, 0o700), d
+    assert (owner(sp.base_dir), mode(sp.base_dir)) == (OTHER_USER, 0o755)
+    assert auto.file == root / "etc/xdg/autostart/labedge-tray.desktop"
+    assert "Exec=/opt/labedge/labedge tray --system" in auto.file.read_text("utf-8")
+    assert any("installed the labedge service" in line for line in done)
+    assert not list(sp.config_dir.glob(".*checking"))
+
+
+def test_install_gives_the_key_to_the_service_account_only(root: Path) -> None:
+    need_root()
+    from agent.permissions import PosixPermissions
+
+    watch = root / "data"
+    watch.mkdir()
+    sp = system_paths()
+    key, _ = make_key_and_csr("pc-01", sp.pki_dir)
+    key.chmod(0o644)
+    cfg_text = CONFIG.format(watch=watch.as_posix()).replace(
+        "[web]", f'[upload]\nbroker = "mqtts://127.0.0.1:1"\nca_file = "{key}"\ncert_file = "{key}"\n'
+                 f'key_file = "{key}"\n[web]')
+    src = root / "admin.toml"
+    src.write_text(cfg_text, "utf-8")
+    from agent.config import load_config
+    from agent.machine import prepare_service_dirs
+
+    cfg = load_config(src, check_watch_folders=False, system=True)
+    prepare_service_dirs(cfg, PosixPermissions(OTHER_USER), key_files=(cfg.upload.key_file,))
+    assert (owner(key), mode(key)) == (OTHER_USER, 0o600)
+    assert (owner(sp.pki_dir), mode(sp.pki_dir)) == (OTHER_USER, 0o700)
+
+
+def test_uninstall_keeps_the_spool_unless_purged(root: Path) -> None:
+    sp = system_paths()
+    for d in (sp.state_dir, sp.spool_dir, sp.log_dir):
+        d.mkdir(parents=True)
+    (sp.spool_dir / "pkg").mkdir()
+    fake, auto = FakeServiceManager(installed=True, running=True), XdgAutostart(root / "autostart")
+    auto.install(["labedge", "tray", "--system"])
+    done = svc.uninstall(fake, auto)
+    assert fake.calls == [("uninstall",)] and not auto.file.exists()
+    assert (sp.spool_dir / "pkg").is_dir() and any("kept" in line and "--purge" in line for line in done)
+    svc.uninstall(fake, auto, purge=True)
+    assert not sp.spool_dir.exists() and not sp.state_dir.exists() and not sp.log_dir.exists()
+
+
+def test_status_shows_service_state_and_agent_status(root: Path) -> None:
+    from agent.status_file import write_status_file
+
+    state, words = svc.status_words(FakeServiceManager())
+    assert not state.installed and "service: not installed" in words and "no status file" in words
+    sp = system_paths()
+    sp.base_dir.mkdir(parents=True)
+    write_status_file(sp.status_file, {"device_id": "pc-01", "config": "x", "agent": {"running": True, "version": "1"},
+                                       "packages": {"queued": 2, "uploading": 0, "delivered": 5, "failed": 0},
+                                       "spool_bytes": 0, "spool_max_bytes": 1, "intake": {"paused": False}})
+    state, words = svc.status_words(FakeServiceManager(installed=True, running=True))
+    assert state.running and "service: installed, running" in words and "2 queued" in words and "5 delivered" in words
+
+
+def test_systemd_manager_commands(tmp_path: Path) -> None:
+    rec = Recorder({"is-active": CommandResult(3, "inactive")})
+    mgr = SystemdManager(run=rec, unit_dir=tmp_path)
+    assert not mgr.state().installed
+    mgr.install(ServiceSpec(command=("/opt/labedge/labedge", "run", "--system"), paths=system_paths("linux")))
+    assert rec.argv == [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "labedge.service"]]
+    assert "ExecStart=/opt/labedge/labedge run --system" in mgr.unit_file.read_text("utf-8")
+    st = mgr.state()
+    assert st.installed and not st.running and "inactive" in st.detail
+    mgr.uninstall()
+    assert ["systemctl", "disable", "--now", "labedge.service"] in rec.argv and not mgr.unit_file.exists()
+
+
+def test_winsw_manager_commands(tmp_path: Path) -> None:
+    rec = Recorder({"status": CommandResult(0, "NonExistent")})
+    mgr = WinswManager(tmp_path, run=rec)
+    with pytest.raises(Exception, match="labedge-service.exe is missing"):
+        mgr.install(ServiceSpec(command=("C:/labedge/labedge.exe", "run"), paths=system_paths("win32")))
+    mgr.exe.write_bytes(b"MZ")
+    spec = ServiceSpec(command=command_for([r"C:\Program Files\labedge\labedge.exe"], Path(r"C:\ProgramData\labedge\config\labedge.toml")),
+                       paths=system_paths("win32"), system_root=r"D:\pd")
+    mgr.install(spec)
+    exe = str(mgr.exe)
+    assert rec.argv[-2:] == [[exe, "install"], [exe, "start"]]
+    xml = mgr.exe.with_suffix(".xml").read_text("utf-8")
+    assert r"<executable>C:\Program Files\labedge\labedge.exe</executable>" in xml
+    assert r'<arguments>run --system --config C:\ProgramData\labedge\config\labedge.toml</arguments>' in xml
+    assert f'<env name="{ENV_ROOT}" value="D:\\pd"/>' in xml and "@" not in xml
+    rec.answers = {"status": CommandResult(0, "Started")}
+    assert mgr.state().running
+    mgr.uninstall()
+    assert rec.argv[-2:] == [[exe, "stop"], [exe, "uninstall"]]
+
+
+def test_windows_tray_autostart_run_key() -> None:
+    rec = Recorder()
+    WindowsRunKey("HKLM", run=rec).install([r"C:\Program Files\labedge\labedge.exe", "tray", "--system"])
+    assert rec.argv == [["reg", "add", r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run", "/v", "labedge-tray",
+                         "/t", "REG_SZ", "/d", r'"C:\Program Files\labedge\labedge.exe" tray --system', "/f"]]
+
+
+def test_generated_unit_passes_systemd_analyze(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.fail("systemd-analyze is absent (.ci/run installs the systemd package)")
+    exe = shutil.which("python3")
+    spec = ServiceSpec(command=command_for([exe, "-m", "agent"], Path("/etc/labedge/labedge.toml")),
+                       paths=system_paths("linux"), user="labedge")
+    unit = tmp_path / "labedge.service"
+    unit.write_text(systemd_unit(spec), "utf-8")
+    res = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"})
+    ours = [ln for ln in (res.stdout + res.stderr).splitlines() if "labedge.service" in ln]
+    assert res.returncode == 0 and not ours, res.stdout + res.stderr
+    v = unit_values(unit.read_text("utf-8"))
+    assert v["User"] == ["labedge"] and v["Wants"] == ["network-online.target"] and v["After"] == ["network-online.target"]
+    assert v["Restart"] == ["on-failure"] and v["ProtectSystem"] == ["strict"] and v["NoNewPrivileges"] == ["yes"]
+    assert v["PrivateTmp"] == ["yes"] and int(v["LimitNOFILE"][0]) >= 65536
+    assert v["ReadWritePaths"] == ["/var/lib/labedge /var/log/labedge"]
+    assert v["ExecStart"] == [f"{exe} -m agent run --system --config /etc/labedge/labedge.toml"]
+    # a broken template line is what systemd-analyze is for: prove it would notice
+    unit.write_text(systemd_unit(spec).replace("ProtectSystem=strict", "ProtectSystem=stricter"), "utf-8")
+    res = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert "stricter" in res.stdout + res.stderr
+
+
+def test_winsw_xml_and_unit_have_no_unfilled_placeholders() -> None:
+    spec = ServiceSpec(command=("labedge", "run", "--system"), paths=system_paths("linux"))
+    for text in (systemd_unit(spec), winsw_xml(spec)):
+        assert "@" not in text.replace("Windows", "")
