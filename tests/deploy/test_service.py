@@ -242,3 +242,62 @@ def test_winsw_xml_and_unit_have_no_unfilled_placeholders() -> None:
     spec = ServiceSpec(command=("labedge", "run", "--system"), paths=system_paths("linux"))
     for text in (systemd_unit(spec), winsw_xml(spec)):
         assert "@" not in text.replace("Windows", "")
+
+
+def test_agent_runs_under_the_units_user_and_paths(root: Path) -> None:
+    """Install (fake manager, real steps), render the unit from what was installed, and run its
+    ExecStart as its User= with its Environment= and WorkingDirectory=, as systemd would."""
+    need_root()
+    import json
+    import shlex
+    import signal
+    import time
+
+    from deploy_helpers import as_user, other_user_python, wait_for
+    from testpaths import SAMPLES, require_shared
+
+    sample = require_shared(SAMPLES) / "xafs" / "cu_metal_rt.xdi"
+    python, extra_env = other_user_python()
+    watch = root / "data"
+    watch.mkdir()
+    src = admin_config(root, watch).read_text("utf-8").replace("[web]", "rescan_seconds = 1\n[web]")
+    (root / "admin" / "labedge.toml").write_text(src.replace('id = "xrd-01"', 'id = "xafs-01"\nsettle_seconds = 0.3\n'
+                                                             'hold_seconds = 0'), "utf-8")
+    fake = FakeServiceManager()
+    svc.install(svc.InstallOptions(config=root / "admin" / "labedge.toml", user=OTHER_USER,
+                                   command=[python, "-m", "agent"]), fake, checker=checker_as_user)
+    unit = unit_values(systemd_unit(fake.calls[-1][1]))
+    assert unit["User"] == [OTHER_USER]
+    env = {"PATH": os.environ["PATH"], **extra_env}
+    for assignment in unit.get("Environment", []):
+        k, v = shlex.split(assignment)[0].split("=", 1)
+        env[k] = v
+    assert env[ENV_ROOT] == str(root)
+    writable = [Path(p) for p in shlex.split(unit["ReadWritePaths"][0])]
+    before = {p for p in root.rglob("*")}
+    started = time.time()
+    log = root / "unit-run.log"
+    with open(log, "wb") as fh:
+        agent = subprocess.Popen(shlex.split(unit["ExecStart"][0]), cwd=shlex.split(unit["WorkingDirectory"][0])[0],
+                                 env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=as_user(unit["User"][0]))
+    sp = system_paths()
+
+    def status() -> dict:
+        try:
+            return json.loads(sp.status_file.read_text("utf-8"))["status"]
+        except (OSError, ValueError):
+            return {}
+    try:
+        wait_for(lambda: status().get("agent", {}).get("running"), 30, "the agent running as " + OTHER_USER)
+        shutil.copy2(sample, watch / sample.name)
+        os.chmod(watch / sample.name, 0o644)
+        wait_for(lambda: status().get("packages", {}).get("queued") == 1, 40, "the sample packaged by the service user")
+    finally:
+        agent.send_signal(getattr(signal, unit["KillSignal"][0]))
+        rc = agent.wait(int(unit["TimeoutStopSec"][0]))
+    assert rc == 0, log.read_text(errors="replace")
+    made = [p for p in root.rglob("*") if p not in before and p != log and p != watch / sample.name]
+    outside = [p for p in made if not any(w == p or w in p.parents for w in writable)]
+    assert made and not outside, outside  # ProtectSystem=strict would have refused these writes
+    assert all(owner(p) == OTHER_USER for p in made if not p.is_symlink()), [(p, owner(p)) for p in made]
+    assert time.time() - started < 60
