@@ -32,9 +32,10 @@ def frozen(tmp_path_factory) -> Path:
     if shutil.which("pyinstaller", path=str(Path(sys.executable).parent)) is None:
         pytest.fail("pyinstaller is not installed: it is in the test extras (pip install -e '.[test]')")
     out = tmp_path_factory.mktemp("frozen")
+    spec = Path(os.environ.get("LABEDGE_FROZEN_SPEC") or REPO / "pyinstaller.spec")  # another spec: to compare builds
     res = subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-                          "--distpath", str(out / "dist"), "--workpath", str(out / "work"),
-                          str(REPO / "pyinstaller.spec")], capture_output=True, text=True, timeout=900, cwd=out)
+                          "--distpath", str(out / "dist"), "--workpath", str(out / "work"), str(spec)],
+                         capture_output=True, text=True, timeout=900, cwd=spec.parent)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     exe = out / "dist" / "labedge" / EXE_NAME
     assert exe.is_file()
@@ -138,3 +139,23 @@ def test_demo_then_verify_and_check(frozen: Path, tmp_path: Path) -> None:
                                                         str(demo / "no-such-folder")), "utf-8")
     res = run(frozen, "check", "--config", str(broken))
     assert res.returncode != 0 and "no-such-folder" in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def test_every_package_data_file_is_in_the_build(frozen: Path) -> None:
+    """Schemas, sheet templates, page assets, mapping tables, the unit and WinSW templates..."""
+    import subprocess as sp
+
+    from testpaths import REPO as repo
+    tracked = sp.run(["git", "ls-files"], capture_output=True, text=True, cwd=repo, check=True).stdout.split()
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    find = tomllib.loads((repo / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["packages"]["find"]
+    packages = {p.rstrip("*.") for p in find["include"]}
+    assert {"agent", "facility", "wire", "installer"} <= packages
+    data = [f for f in tracked if f.split("/")[0] in packages and not f.endswith((".py", ".pyc"))]
+    assert any(f.endswith("labedge.service") for f in data) and any(f.endswith(".schema.json") for f in data)
+    internal = frozen.parent / "_internal"
+    missing = [f for f in data if not (internal / f).is_file()]
+    assert not missing, missing
