@@ -71,14 +71,20 @@ def system_paths(platform: str | None = None) -> SystemPaths:
                        spool_dir=base / "spool", log_dir=root / "var" / "log" / "labedge")
 
 
-def prepare_service_dirs(cfg: Config, perms: Permissions, *, key_files: tuple[Path, ...] = ()) -> list[str]:
+def prepare_service_dirs(cfg: Config, perms: Permissions, *, key_files: tuple[Path, ...] = (),
+                         installing: bool = False) -> list[str]:
     """Create the machine-wide folders with their access rights; return warnings for the log.
 
     Run by `service install` (as root/Administrator: sets owners, secures the key) and by the agent
     at start in system mode (as the service account: creates what is missing, tightens modes, and
     only *checks* the key, which lives on a read-only /etc under the systemd unit)."""
-    from agent.permissions import too_open
+    from agent.permissions import PermissionsError, too_open
 
+    owner = None if installing else _foreign_owner(cfg.state_dir)
+    if owner is not None:
+        # root writing into the service's DB would leave files the service cannot open again
+        raise PermissionsError(f"{cfg.state_dir} belongs to the service account {owner!r}: run the agent as that "
+                               f"account (sudo -u {owner} labedge run --system) or through the service")
     if cfg.status_file is not None:
         perms.readable_dir(cfg.status_file.parent)
     for d in (cfg.state_dir, cfg.spool_dir, cfg.log_dir):  # logs name files and samples: admins only
@@ -93,3 +99,18 @@ def prepare_service_dirs(cfg: Config, perms: Permissions, *, key_files: tuple[Pa
         warnings.append(f"{cfg.upload.key_file}: the device key is readable by other accounts; "
                         "run `labedge service install` again (as root) or chmod 600 it")
     return warnings
+
+
+def _foreign_owner(state_dir: Path) -> str | None:
+    """The account owning an existing state folder when it is not us (POSIX), else None."""
+    if os.name != "posix" or not state_dir.exists():
+        return None
+    uid = state_dir.stat().st_uid
+    if uid == os.geteuid():
+        return None
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -95,7 +95,7 @@ def install(opts: InstallOptions, manager: ServiceManager, autostart: Autostart 
         manager.ensure_account(opts.user)
         cfg = load_config(staged, check_watch_folders=False)
         keys = (cfg.upload.key_file,) if cfg.upload is not None else ()
-        warnings = prepare_service_dirs(cfg, perms(opts.user), key_files=keys)
+        warnings = prepare_service_dirs(cfg, perms(opts.user), key_files=keys, installing=True)
         _refuse_unless_ok(checker(staged, opts.user), staged, opts.config, f" as the service account {opts.user!r}")
         os.replace(staged, paths.config_file)
         perms(None).readable_file(paths.config_file)

@@ -139,7 +139,7 @@ def test_install_gives_the_key_to_the_service_account_only(root: Path) -> None:
     from agent.machine import prepare_service_dirs
 
     cfg = load_config(src, check_watch_folders=False, system=True)
-    prepare_service_dirs(cfg, PosixPermissions(OTHER_USER), key_files=(cfg.upload.key_file,))
+    prepare_service_dirs(cfg, PosixPermissions(OTHER_USER), key_files=(cfg.upload.key_file,), installing=True)
     assert (owner(key), mode(key)) == (OTHER_USER, 0o600)
     assert (owner(sp.pki_dir), mode(sp.pki_dir)) == (OTHER_USER, 0o700)
 

@@ -123,7 +123,7 @@ def test_service_state_is_private_and_any_user_sees_the_status(root: Path) -> No
     os.environ[ENV_ROOT] = str(root)
     try:
         cfg = load_config(sp.config_file)
-        prepare_service_dirs(cfg, PosixPermissions(owner="root"), key_files=(key,))  # what install does
+        prepare_service_dirs(cfg, PosixPermissions(owner="root"), key_files=(key,), installing=True)  # as install does
     finally:
         del os.environ[ENV_ROOT]
     assert (mode(key), mode(sp.pki_dir)) == (0o600, 0o700)
@@ -162,3 +162,26 @@ def test_service_state_is_private_and_any_user_sees_the_status(root: Path) -> No
     after = run_as(OTHER_USER, OTHER_USER_READS, env, "{}")
     assert after["running"] is False and "stopped" in (after["note"] or ""), after
 
+
+
+def test_root_does_not_run_the_agent_in_the_service_accounts_folders(root: Path) -> None:
+    """Files root made in the service's state DB folder would lock the service out of it."""
+    need_root()
+    import pwd
+
+    env = {**os.environ, ENV_ROOT: str(root)}
+    os.environ[ENV_ROOT] = str(root)
+    try:
+        sp = system_paths()
+    finally:
+        del os.environ[ENV_ROOT]
+    (root / "data").mkdir()
+    sp.config_dir.mkdir(parents=True)
+    sp.config_file.write_text(CONFIG.format(watch=(root / "data").as_posix()), "utf-8")
+    sp.state_dir.mkdir(parents=True)
+    nobody = pwd.getpwnam(OTHER_USER)
+    os.chown(sp.state_dir, nobody.pw_uid, nobody.pw_gid)
+    res = subprocess.run([sys.executable, "-m", "agent", "run", "--system"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 2 and f"belongs to the service account {OTHER_USER!r}" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and list(sp.state_dir.iterdir()) == []
