@@ -39,7 +39,16 @@ def write_status_file(path: Path, status: dict[str, Any]) -> None:
         os.write(fd, body)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    for attempt in range(5):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError:
+            # Windows refuses to replace a file a reader (the tray) has open at this instant
+            if attempt == 4:
+                tmp.unlink(missing_ok=True)
+                raise
+            time.sleep(0.05)
 
 
 def read_status_file(path: Path, now: float | None = None) -> dict[str, Any]:
