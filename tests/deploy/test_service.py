@@ -301,3 +301,14 @@ def test_agent_runs_under_the_units_user_and_paths(root: Path) -> None:
     assert made and not outside, outside  # ProtectSystem=strict would have refused these writes
     assert all(owner(p) == OTHER_USER for p in made if not p.is_symlink()), [(p, owner(p)) for p in made]
     assert time.time() - started < 60
+
+
+def test_default_checker_runs_labedge_check(tmp_path: Path) -> None:
+    """What install runs when no checker is given: `labedge check --config` in a child process."""
+    bad = tmp_path / "labedge.toml"
+    bad.write_text(CONFIG.format(watch=(tmp_path / "gone").as_posix()), "utf-8")
+    res = svc.check_config(bad, None)
+    assert res.returncode == 2 and "gone" in res.output and "does not exist" in res.output, res.output
+    (tmp_path / "gone").mkdir()
+    res = svc.check_config(bad, None)
+    assert res.returncode == 0 and "is OK" in res.output, res.output
