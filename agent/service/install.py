@@ -165,6 +165,8 @@ def undelivered(paths: SystemPaths) -> int:
     try:
         counts = store.counts()
         return counts.get("queued", 0) + counts.get("uploading", 0) + counts.get("failed", 0)
+    except Exception:  # noqa: BLE001 - a DB without tables yet, or damaged: an uninstall still goes on
+        return 0
     finally:
         store.close()
 
