@@ -15,7 +15,6 @@ from agent.service import install as svc
 from agent.service.autostart import WindowsRunKey, XdgAutostart
 from agent.service.managers import CommandResult, SystemdManager, WinswManager
 from agent.service.templates import ServiceSpec, command_for, systemd_unit, unit_values, winsw_xml
-from agent.transport.enroll import make_key_and_csr
 from deploy_helpers import (OTHER_USER, FakeServiceManager, checker_as_user, mode, need_root, open_root, owner,
                             remove_root)
 
@@ -122,26 +121,36 @@ def test_install_secures_folders_and_key_then_registers(root: Path) -> None:
 
 
 def test_install_gives_the_key_to_the_service_account_only(root: Path) -> None:
+    """A real enrolled key and signed certificate: install hands the key to the service account
+    (0600, pki/ 0700), and `labedge check` as that account then accepts the [upload] files."""
     need_root()
-    from agent.permissions import PosixPermissions
+    import sys
 
+    from deploy_helpers import REPO
+
+    def labedge(*args: str) -> None:
+        res = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, cwd=REPO,
+                             timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+    sp = system_paths()
     watch = root / "data"
     watch.mkdir()
-    sp = system_paths()
-    key, _ = make_key_and_csr("pc-01", sp.pki_dir)
-    key.chmod(0o644)
-    cfg_text = CONFIG.format(watch=watch.as_posix()).replace(
-        "[web]", f'[upload]\nbroker = "mqtts://127.0.0.1:1"\nca_file = "{key}"\ncert_file = "{key}"\n'
-                 f'key_file = "{key}"\n[web]')
-    src = root / "admin.toml"
-    src.write_text(cfg_text, "utf-8")
-    from agent.config import load_config
-    from agent.machine import prepare_service_dirs
-
-    cfg = load_config(src, check_watch_folders=False, system=True)
-    prepare_service_dirs(cfg, PosixPermissions(OTHER_USER), key_files=(cfg.upload.key_file,), installing=True)
+    labedge("pki", "init", "--out", str(root / "ca"))
+    labedge("enroll", "--name", "pc-01", "--out", str(sp.pki_dir))
+    labedge("pki", "sign-csr", "--ca", str(root / "ca"), "--csr", str(sp.pki_dir / "pc-01.csr"), "--out", str(sp.pki_dir))
+    shutil.copy2(root / "ca" / "ca.pem", sp.pki_dir / "ca.pem")
+    key = sp.pki_dir / "pc-01.key"
+    upload = (f'[upload]\nbroker = "mqtts://127.0.0.1:1"\nca_file = "pki/ca.pem"\ncert_file = "pki/pc-01.pem"\n'
+              f'key_file = "pki/pc-01.key"\n')
+    src = admin_config(root, watch)
+    src.write_text(src.read_text("utf-8").replace("[web]", upload + "[web]"), "utf-8")
+    fake = FakeServiceManager()
+    svc.install(svc.InstallOptions(config=src, user=OTHER_USER), fake, checker=checker_as_user)
+    assert [c[0] for c in fake.calls] == ["ensure_account", "install"]
     assert (owner(key), mode(key)) == (OTHER_USER, 0o600)
     assert (owner(sp.pki_dir), mode(sp.pki_dir)) == (OTHER_USER, 0o700)
+    assert checker_as_user(sp.config_file, "root").returncode == 0  # relative paths resolve beside it
 
 
 def test_uninstall_keeps_the_spool_unless_purged(root: Path) -> None:
