@@ -159,3 +159,68 @@ def test_every_package_data_file_is_in_the_build(frozen: Path) -> None:
     internal = frozen.parent / "_internal"
     missing = [f for f in data if not (internal / f).is_file()]
     assert not missing, missing
+
+
+def _tray_desktop_module():  # the Xvfb + trayer fixture and the icon finder of tests/tray, not a copy
+    import importlib.util
+
+    path = REPO / "tests" / "tray" / "test_tray_desktop.py"
+    spec = importlib.util.spec_from_file_location("_labedge_tray_desktop", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_desk = _tray_desktop_module()
+desktop = _desk.desktop  # fixture
+
+
+def test_frozen_tray_shows_the_service_status_file(frozen: Path, tmp_path: Path, desktop) -> None:
+    """`labedge tray --system` from the build, on a virtual desktop: it docks (pystray's X11 backend
+    is in the build) and its name is what tray_state makes of the service's status.json."""
+    import threading
+
+    from Xlib import display
+
+    from agent.machine import ENV_ROOT, system_paths
+    from agent.status_file import write_status_file
+    from tray.state import tray_state
+
+    root = tmp_path / "root"
+    env = {**os.environ, ENV_ROOT: str(root), "DISPLAY": desktop}
+    os.environ[ENV_ROOT] = str(root)
+    try:
+        sp = system_paths()
+    finally:
+        del os.environ[ENV_ROOT]
+    sp.config_dir.mkdir(parents=True)
+    sp.base_dir.mkdir(parents=True, exist_ok=True)
+    sp.config_file.write_text('config_version = 1\ndevice_id = "pc-01"\nmode = "system"\n[[instruments]]\n'
+                              f'id = "x"\nwatch = ["{tmp_path.as_posix()}"]\n', "utf-8")
+    status = {"device_id": "pc-01", "agent": {"running": True, "mode": "online"},
+              "packages": {"queued": 3, "uploading": 0, "delivered": 7, "failed": 0},
+              "upload": {"connected": True}, "problems": [], "intake": {"paused": False}}
+    want = tray_state(status).title
+    assert want == "working"
+    stop = threading.Event()
+
+    def publish() -> None:  # the service rewrites it every 2 s; stale files show as "not running"
+        while not stop.is_set():
+            write_status_file(sp.status_file, status)
+            stop.wait(1.0)
+    writer = threading.Thread(target=publish, daemon=True)
+    writer.start()
+    log = tmp_path / "tray.log"
+    with open(log, "wb") as fh:
+        tray = subprocess.Popen([str(frozen), "tray", "--system"], env=env, stdout=fh, stderr=subprocess.STDOUT)
+    d = display.Display(desktop)
+    try:
+        icon = _desk.wait_for(lambda: _desk._icon(d), 30, "the frozen tray to dock")
+        _desk.wait_for(lambda: icon.get_wm_name().startswith(f"labedge: {want}"), 20, f"the name 'labedge: {want}'")
+        assert tray.poll() is None, log.read_text(errors="replace")
+    finally:
+        stop.set()
+        tray.terminate()
+        tray.wait(20)
+        d.close()
+    assert "Traceback" not in log.read_text(errors="replace")
