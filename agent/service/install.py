@@ -101,8 +101,10 @@ def install(opts: InstallOptions, manager: ServiceManager, autostart: Autostart 
         perms(None).readable_file(paths.config_file)
     finally:
         staged.unlink(missing_ok=True)
+    # the config may put the spool (or state, logs) on another disk: the unit must let the agent write there
+    writable = (paths.base_dir, cfg.state_dir, cfg.spool_dir, cfg.log_dir)
     spec = ServiceSpec(command=command_for(opts.command, paths.config_file), paths=paths, user=opts.user,
-                       group=_group_of(opts.user), system_root=os.environ.get(ENV_ROOT))
+                       group=_group_of(opts.user), system_root=os.environ.get(ENV_ROOT), writable=writable)
     manager.install(spec)
     done = [f"installed the labedge service: config {paths.config_file}, state {paths.state_dir}, "
             f"spool {paths.spool_dir}, logs {paths.log_dir}", *warnings]

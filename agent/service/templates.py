@@ -29,6 +29,17 @@ class ServiceSpec:
     user: str = "labedge"           # the dedicated account (Linux); Windows runs as LocalSystem
     group: str = "labedge"
     system_root: str | None = None  # LABEDGE_SYSTEM_ROOT when set (tests, unusual installs)
+    writable: tuple[Path, ...] = ()  # what the agent writes (the config may move the spool); default: paths
+
+    @property
+    def read_write_paths(self) -> tuple[Path, ...]:
+        return outermost(self.writable or self.paths.writable_dirs())
+
+
+def outermost(dirs: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
+    """The given folders without those inside another one of them, in order."""
+    uniq = list(dict.fromkeys(dirs))
+    return tuple(d for d in uniq if not any(o != d and o in d.parents for o in uniq))
 
 
 def template(package: str, name: str) -> str:
@@ -60,7 +71,7 @@ def systemd_unit(spec: ServiceSpec) -> str:
         "BASE_DIR": systemd_quote(str(p.base_dir)),
         "CONFIG_DIR": str(p.config_dir),
         "ENVIRONMENT": "\n".join(env),
-        "READ_WRITE_PATHS": " ".join(systemd_quote(str(d)) for d in p.writable_dirs()),
+        "READ_WRITE_PATHS": " ".join(systemd_quote(str(d)) for d in spec.read_write_paths),
     }, "installer/systemd/labedge.service")
 
 

@@ -100,6 +100,7 @@ def test_install_secures_folders_and_key_then_registers(root: Path) -> None:
     watch = root / "data"
     watch.mkdir()
     src = admin_config(root, watch)
+    src.write_text(f'spool_dir = "{(root / "bigdisk" / "spool").as_posix()}"\n' + src.read_text("utf-8"), "utf-8")
     fake, auto = FakeServiceManager(), XdgAutostart.machine_wide()
     done = svc.install(svc.InstallOptions(config=src, user=OTHER_USER, tray=True, command=["/opt/labedge/labedge"]),
                        fake, auto, checker=checker_as_user)
@@ -108,10 +109,13 @@ def test_install_secures_folders_and_key_then_registers(root: Path) -> None:
     spec: ServiceSpec = fake.calls[1][1]
     assert spec.command == ("/opt/labedge/labedge", "run", "--system", "--config", str(sp.config_file))
     assert spec.user == OTHER_USER and spec.system_root == str(root)
+    spool = root / "bigdisk" / "spool"
+    assert spec.read_write_paths == (sp.base_dir, spool, sp.log_dir)  # state is inside the base folder
+    assert unit_values(systemd_unit(spec))["ReadWritePaths"] == [f"{sp.base_dir} {spool} {sp.log_dir}"]
     installed = sp.config_file.read_text("utf-8")
     assert installed.startswith('mode = "system"') and CONFIG.format(watch=watch.as_posix()) in installed
     assert (owner(sp.config_file), mode(sp.config_file)) == ("root", 0o644)
-    for d in (sp.state_dir, sp.spool_dir, sp.log_dir):
+    for d in (sp.state_dir, spool, sp.log_dir):
         assert (owner(d), mode(d)) == (OTHER_USER, 0o700), d
     assert (owner(sp.base_dir), mode(sp.base_dir)) == (OTHER_USER, 0o755)
     assert auto.file == root / "etc/xdg/autostart/labedge-tray.desktop"
