@@ -224,3 +224,43 @@ def test_frozen_tray_shows_the_service_status_file(frozen: Path, tmp_path: Path,
         tray.wait(20)
         d.close()
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_setup_commands_work_frozen(frozen: Path, tmp_path: Path) -> None:
+    """What an administrator runs first, from the build: init, check, enroll, pki, sheet pages.
+    Each reads package data or metadata the Python package finds on disk (templates, schemas, assets)."""
+    from agent.sheets.templates import list_templates
+
+    cfg = tmp_path / "labedge.toml"
+    (tmp_path / "instrument").mkdir()
+    res = run(frozen, "init", "--out", str(cfg), "--watch", str(tmp_path / "instrument"))
+    assert res.returncode == 0 and cfg.is_file(), res.stdout + res.stderr
+    assert run(frozen, "check", "--config", str(cfg)).returncode == 0
+    (tmp_path / "instrument").rmdir()
+    res = run(frozen, "check", "--config", str(cfg))
+    assert res.returncode == 2 and "instrument" in res.stderr, res.stdout + res.stderr
+
+    res = run(frozen, "pki", "init", "--out", str(tmp_path / "ca"))
+    assert res.returncode == 0 and (tmp_path / "ca" / "ca.pem").is_file(), res.stderr
+    res = run(frozen, "enroll", "--name", "pc-01", "--out", str(tmp_path / "pki"))
+    assert res.returncode == 0 and (tmp_path / "pki" / "pc-01.csr").is_file(), res.stderr
+    res = run(frozen, "pki", "sign-csr", "--ca", str(tmp_path / "ca"), "--csr", str(tmp_path / "pki" / "pc-01.csr"),
+              "--out", str(tmp_path / "pki"))
+    assert res.returncode == 0 and (tmp_path / "pki" / "pc-01.pem").is_file(), res.stderr
+
+    names = list_templates()
+    assert len(names) >= 5
+    res = run(frozen, "sheet", "list")
+    assert res.returncode == 0 and all(n in res.stdout for n in names), res.stdout
+    page = tmp_path / "xrd.html"
+    res = run(frozen, "sheet", "html", "--template", "xrd-powder", "--out", str(page))
+    assert res.returncode == 0, res.stderr
+    ref = tmp_path / "ref.html"
+    subprocess.run([sys.executable, "-m", "agent", "sheet", "html", "--template", "xrd-powder", "--out", str(ref)],
+                   check=True, cwd=REPO, capture_output=True, timeout=60)
+    import re
+
+    def same(text: str) -> str:  # each page gets a fresh CSP nonce
+        return re.sub(r'nonce(-|=")[A-Za-z0-9_+/=-]+', "nonce", text)
+    assert same(page.read_text("utf-8")) == same(ref.read_text("utf-8"))  # the same inline assets and template
+    assert len(page.read_text("utf-8")) > 10000
