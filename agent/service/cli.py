@@ -23,6 +23,7 @@ def _need_admin(what: str) -> None:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
+    from agent.permissions import PermissionsError
     from agent.service import autostart, install, managers
 
     try:
@@ -47,7 +48,7 @@ def cmd_service(args: argparse.Namespace) -> int:
     except install.InstallRefused as exc:
         print(f"labedge service install: {exc}", file=sys.stderr)
         return 2
-    except (managers.ServiceError, OSError) as exc:
+    except (managers.ServiceError, PermissionsError, OSError) as exc:
         print(f"labedge service {args.action}: {exc}", file=sys.stderr)
         return 1
     for line in lines:
