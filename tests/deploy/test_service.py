@@ -325,3 +325,18 @@ def test_default_checker_runs_labedge_check(tmp_path: Path) -> None:
     (tmp_path / "gone").mkdir()
     res = svc.check_config(bad, None)
     assert res.returncode == 0 and "is OK" in res.output, res.output
+
+
+def test_cli_install_refuses_a_bad_config(root: Path) -> None:
+    """`labedge service install` itself (default checker, this OS's manager): exit 2, check's words."""
+    need_root()
+    import sys
+
+    from deploy_helpers import REPO
+
+    src = admin_config(root, root / "missing-folder")
+    res = subprocess.run([sys.executable, "-m", "agent", "service", "install", "--config", str(src)],
+                         capture_output=True, text=True, cwd=REPO, timeout=60, env={**os.environ, ENV_ROOT: str(root)})
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "missing-folder" in res.stderr and "nothing was installed" in res.stderr and "Traceback" not in res.stderr
+    assert not system_paths().config_file.exists()
