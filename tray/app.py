@@ -56,13 +56,8 @@ class TrayController:
             store.close()
 
     def is_paused(self) -> bool:
-        if not self.cfg.state_db.exists():
-            return False
-        store = self._store()
-        try:
-            return bool(store.control().get("paused"))
-        finally:
-            store.close()
+        # from the status (its "control" section), so machine-wide the tray never opens the service's DB
+        return bool((self.status().get("control") or {}).get("paused"))
 
     def retry_now(self) -> None:
         store = self._store()

@@ -39,8 +39,12 @@ from pathlib import Path
 from tray.source import source_for
 from agent.config import load_config
 from agent.machine import system_paths
+from tray.app import TrayController
 sp = system_paths()
-st = source_for(load_config(sp.config_file, check_watch_folders=False)).status()
+cfg = load_config(sp.config_file, check_watch_folders=False)
+st = source_for(cfg).status()
+ctl = TrayController(cfg, opener=lambda url: None)  # what `labedge tray --system` drives
+tray = {"title": ctl.state().title, "paused": ctl.is_paused(), "url": ctl.page_url()}
 def denied(p):
     try:
         Path(p).read_bytes() if Path(p).is_file() else os.listdir(p)
@@ -48,7 +52,7 @@ def denied(p):
     except PermissionError:
         return True
 print(json.dumps({"running": st["agent"]["running"], "note": st["agent"].get("note"),
-                  "packages": st.get("packages"), "uid": os.getuid(),
+                  "packages": st.get("packages"), "uid": os.getuid(), "tray": tray,
                   "denied": {name: denied(p) for name, p in json.loads(sys.argv[1]).items()}}))
 """
 
@@ -151,6 +155,8 @@ def test_service_state_is_private_and_any_user_sees_the_status(root: Path) -> No
         seen = run_as(OTHER_USER, OTHER_USER_READS, env, json.dumps(secrets))
         assert seen["uid"] != 0 and seen["running"] is True and seen["packages"]["queued"] == 1, seen
         assert all(seen["denied"].values()), seen["denied"]
+        assert seen["tray"]["title"] == "offline: packages are kept until upload is configured", seen["tray"]
+        assert seen["tray"]["paused"] is False and seen["tray"]["url"].startswith("http://127.0.0.1:")
         python, user_environ = user_env(env)
         res = subprocess.run([python, "-m", "agent", "status", "--system"], capture_output=True, text=True,
                              cwd=REPO, env=user_environ, timeout=30, preexec_fn=as_user(OTHER_USER))
