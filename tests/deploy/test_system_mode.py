@@ -155,7 +155,13 @@ def test_service_state_is_private_and_any_user_sees_the_status(root: Path) -> No
         seen = run_as(OTHER_USER, OTHER_USER_READS, env, json.dumps(secrets))
         assert seen["uid"] != 0 and seen["running"] is True and seen["packages"]["queued"] == 1, seen
         assert all(seen["denied"].values()), seen["denied"]
-        assert seen["tray"]["title"] == "offline: packages are kept until upload is configured", seen["tray"]
+        from agent.status_file import read_status_file
+        from agent.summary import user_language
+        from tray.state import tray_state
+        lang = user_language()  # the child has the same environment
+        want = tray_state(read_status_file(sp.status_file), lang).title
+        assert want != tray_state({"agent": {"running": False}}, lang).title
+        assert seen["tray"]["title"] == want, seen["tray"]
         assert seen["tray"]["paused"] is False and seen["tray"]["url"].startswith("http://127.0.0.1:")
         python, user_environ = user_env(env)
         res = subprocess.run([python, "-m", "agent", "status", "--system"], capture_output=True, text=True,
