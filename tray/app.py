@@ -151,9 +151,10 @@ def run_tray(cfg: Config, refresh_seconds: float = 2.0) -> int:  # pragma: no co
                 log.warning("desktop notification failed", exc_info=True)
         if new != state:
             state = new
+            # The UTF-8 name first: a reader that sees the new WM_NAME then finds the matching full text.
+            _set_utf8_name(ic, state.tooltip)
             ic.icon = icon_image(state.level)
             ic.title = _title(type(ic), state.tooltip)
-            _set_utf8_name(ic, state.tooltip)
             ic.update_menu()
 
     def poller(ic) -> None:  # noqa: ANN001
