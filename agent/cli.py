@@ -186,8 +186,6 @@ def _broken(module: str, exc: BaseException) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from agent.private import apply_private_umask
-    apply_private_umask()  # keys, spool, state, logs, CA: owner-only whatever the caller's umask (security 6)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -1,7 +1,7 @@
 """Keep what the agent writes readable by its own account only.
 
 Instrument PCs are shared by every lab account. The spool holds other users' measurements, the
-state DB their sample sheets, the logs their file names. So the process umask is 077 (every file
+state DB their sample sheets, the logs their file names. So the agent's process umask is 077 (every file
 created is 0600, every directory 0700), and the top-level directories are forced to 0700 at start
 even when an older version or an installer created them 0755: a 0700 parent alone keeps every
 other local account out of everything below it. On Windows the same directories get an ACL that
@@ -74,8 +74,14 @@ def make_private_files(paths: Iterable[Path]) -> None:
 
 
 def secure_agent_dirs(spool_dir: Path, state_dir: Path, log_dir: Path) -> None:
-    """Called once at agent start, before anything is written."""
+    """Called once at agent start, before anything is written. The umask is set here, for the agent
+    process only: `labedge service install` must still write files the service account can read."""
+    from config.validation import ConfigError
+
     apply_private_umask()
     for d in (spool_dir, state_dir, log_dir):
-        make_private_dir(d)
+        try:
+            make_private_dir(d)
+        except OSError as exc:  # one line for the user (agent.cli prints ConfigError), not a traceback
+            raise ConfigError(str(exc)) from None
     make_private_files([*state_dir.glob("state.sqlite3*"), *log_dir.glob("labedge.log*")])
