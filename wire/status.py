@@ -125,3 +125,11 @@ def offline_document(device: str, reason: str, connected_at: float | None, sent_
     if interval:
         doc["interval"] = interval
     return encode(doc)
+
+
+def merge_offline(previous: dict[str, Any] | None, offline: dict[str, Any]) -> dict[str, Any]:
+    """An offline document keeps the last online facts (version, queue, certificate...) so the view
+    can still say what the device had when it went away; the offline fields win."""
+    if not previous or offline.get("online"):
+        return offline
+    return {**previous, **offline}

@@ -10,6 +10,7 @@ from typing import Any
 from facility.catalog.bag_facts import PackageFacts
 from facility.catalog.db import CatalogError, Database, connect, redact
 from facility.catalog.migrations import migrate
+from wire.status import merge_offline
 
 __all__ = ["Catalog", "CatalogError", "open_catalog"]
 
@@ -48,7 +49,13 @@ class Catalog:
         with self.db.transaction():
             for device, doc, at in items:
                 online = 1 if doc.get("online") else 0
-                prev = self.db.query("SELECT online, last_seen, offline_since FROM devices WHERE device=?", (device,))
+                prev = self.db.query("SELECT online, last_seen, offline_since, status FROM devices WHERE device=?",
+                                     (device,))
+                if prev and not online:  # keep what the device last said while online (wire.status.merge_offline)
+                    try:
+                        doc = merge_offline(json.loads(prev[0][3]), doc)
+                    except ValueError:
+                        pass
                 text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
                 if not prev:
                     self.db.execute("INSERT INTO devices (device, online, status, received_at, last_seen, "
@@ -57,7 +64,7 @@ class Catalog:
                     self.db.execute("INSERT INTO device_events (device, at, online, reason) VALUES (?,?,?,?)",
                                     (device, at, online, doc.get("reason") or ("online" if online else None)))
                     continue
-                was_online, last_seen, offline_since = prev[0]
+                was_online, last_seen, offline_since, _ = prev[0]
                 if online:
                     last_seen, offline_since = at, None
                 elif was_online or offline_since is None:

@@ -101,8 +101,10 @@ class FleetWatcher(threading.Thread):
         got = parse(self.cfg, msg)
         if got is None:
             return
+        device, doc = got
         with self._lock:
-            self._statuses[got[0]] = (got[1], None if msg.retain else time.time())
+            prev = self._statuses.get(device, ({}, None))[0]
+            self._statuses[device] = (S.merge_offline(prev, doc), None if msg.retain else time.time())
             self.changed += 1
 
     def statuses(self) -> Statuses:

@@ -13,7 +13,7 @@ EN = {
     "held": "Waiting for a sheet", "login": "Sign in", "token": "Access token", "wrong_token": "Wrong token",
     "OK": "OK", "WARN": "Warning", "ERROR": "Error", "STALE": "Stale", "OFFLINE": "Offline",
     "omitted": "more not sent", "lang_other": "日本語", "shown": "shown", "of": "of", "online": "online",
-    "catalog": "Catalog",
+    "catalog": "Catalog", "last_seen": "Last seen",
 }
 JA = {
     "title": "labedge フリート", "device": "装置", "all": "すべて", "attention": "要対応",
@@ -27,7 +27,7 @@ JA = {
     "held": "シート待ち", "login": "サインイン", "token": "アクセストークン", "wrong_token": "トークンが違います",
     "OK": "正常", "WARN": "警告", "ERROR": "エラー", "STALE": "応答なし", "OFFLINE": "オフライン",
     "omitted": "件は未送信", "lang_other": "English", "shown": "件表示", "of": "/", "online": "オンライン",
-    "catalog": "カタログ",
+    "catalog": "カタログ", "last_seen": "最終確認",
 }
 assert set(EN) == set(JA)
 

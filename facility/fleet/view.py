@@ -12,6 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from wire.status import merge_offline
+
 STALE_HEARTBEATS = 3
 CERT_ERROR_DAYS = 7
 CERT_WARN_DAYS = 30
@@ -66,6 +68,8 @@ def assess(device: str, doc: dict[str, Any] | None, catalog: dict[str, Any] | No
     cat = catalog or {}
     if not doc:
         doc = cat.get("status") or {}
+    elif not doc.get("online") and cat.get("status"):
+        doc = merge_offline(cat["status"], doc)  # a bare will: keep what the catalog heard while it was online
     interval = int(doc.get("interval") or default_interval)
     seen = [t for t in (cat.get("last_seen"), received_at if doc.get("online") else None,
                         _clamp(doc.get("sent_at"), now) if doc.get("online") else None) if t]

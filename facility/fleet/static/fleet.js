@@ -82,7 +82,7 @@ function renderDevice(data) {
   const dl = el("dl", {id: "facts"});
   const add = (k, v) => dl.append(el("dt", {}, T[k] || k), el("dd", {}, v));
   add("state", el("span", {class: "state s-" + d.state, "data-state": d.state}, d.symbol + " " + (T[d.label] || d.label)));
-  add("why", d.why); add("since", age(d.since)); add("version", d.agent_version || "?");
+  add("why", d.why); add("since", age(d.since)); add("last_seen", age(d.last_seen)); add("version", d.agent_version || "?");
   add("config", (d.config_version || "?") + " / " + (d.config_state || "?"));
   add("queued", d.queued ?? "-"); add("failed", d.failed ?? "-"); add("oldest", dur(d.oldest_waiting_s));
   add("delivered", age(d.last_delivery)); add("cert", d.cert_days == null ? "-" : d.cert_days + T.days);
@@ -119,8 +119,12 @@ function login() {
   const form = el("form", {}, el("label", {for: "token"}, T.token + " "), input, el("button", {type: "submit"}, T.login));
   form.onsubmit = ev => { ev.preventDefault(); go(input.value); };
   app.replaceChildren(el("h1", {}, T.title), form, msg);
-  const m = location.hash.match(/token=([^&]+)/);
-  if (m) { history.replaceState(null, "", "/login"); go(decodeURIComponent(m[1])); }
+  const fromHash = () => {
+    const m = location.hash.match(/token=([^&]+)/);
+    if (m) { history.replaceState(null, "", "/login"); go(decodeURIComponent(m[1])); }
+  };
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
 }
 if (boot.page === "login") login();
 else if (boot.page === "device") poll("/api/device/" + encodeURIComponent(boot.device), renderDevice);
