@@ -3,7 +3,7 @@
 Built in here: ``status`` (one line per device) and ``serve`` (the dashboard).
 
 Extending it (the remote-commands, certificate and remote-configuration features): write a module
-with ``add_fleet_parser(fleet_sub)``, where ``fleet_sub`` is the ``labedge fleet`` subparsers
+with ``add_fleet_parser(fleet_sub)`` (``add_fleet_commands`` is accepted too), where ``fleet_sub`` is the ``labedge fleet`` subparsers
 object, and add its name to :data:`FLEET_ACTION_MODULES` (one line), e.g.::
 
     def add_fleet_parser(fleet_sub):
@@ -27,6 +27,7 @@ from facility.fleet_config import FleetConfig, load_fleet_config
 
 #: Modules contributing more ``labedge fleet`` actions (each with ``add_fleet_parser(fleet_sub)``).
 FLEET_ACTION_MODULES: list[str] = [
+    "facility.remote.cli",     # keys, config (signed remote configuration)
 ]
 
 
@@ -120,7 +121,8 @@ def add_parser(sub: Any) -> None:
 
     for name in FLEET_ACTION_MODULES:
         try:
-            importlib.import_module(name).add_fleet_parser(fsub)
+            module = importlib.import_module(name)
+            (getattr(module, "add_fleet_parser", None) or module.add_fleet_commands)(fsub)
         except ModuleNotFoundError as exc:
             if exc.name == name:
                 continue
