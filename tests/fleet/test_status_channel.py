@@ -7,7 +7,7 @@ import signal
 import time
 
 from fleet_helpers import ADMIN, SimDevice, identity, write_fleet_toml
-from transport_helpers import AgentProc, agent_config, wait_for
+from transport_helpers import AgentProc, agent_config, make_packages, wait_for
 
 from facility.fleet.admin_link import FleetWatcher, snapshot
 from facility.fleet_config import load_fleet_config
@@ -54,12 +54,19 @@ def test_status_within_5s_then_will_on_kill9(tmp_path, broker, pki):
         w.stop()
 
 
-def test_clean_stop_says_stopped(tmp_path, broker, pki):
+def test_publishes_on_change_and_says_stopped_on_a_clean_stop(tmp_path, broker, pki):
     w = _watch(tmp_path, broker, pki)
-    agent = AgentProc(agent_config(tmp_path / "a", broker.url, pki, keepalive=KEEPALIVE))
+    cfg = agent_config(tmp_path / "a", broker.url, pki, keepalive=KEEPALIVE, status_interval=600)
+    agent = AgentProc(cfg)
     try:
         agent.start()
-        wait_for(lambda: w.statuses().get("dev-01", ({}, None))[0].get("online"), 10, "dev-01 online")
+        first = wait_for(lambda: w.statuses().get("dev-01", ({}, None))[0].get("online") and
+                         w.statuses()["dev-01"][0], 10, "dev-01 online")
+        assert first["queue"]["queued"] == 0
+        make_packages(cfg, [1000])   # no receiver runs: it stays queued, and the status says so at once
+        changed = wait_for(lambda: w.statuses()["dev-01"][0]["queue"]["queued"] == 1 and w.statuses()["dev-01"][0],
+                           5, "a status with the queued package (long before the 600 s heartbeat)")
+        assert changed["seq"] > first["seq"]
         agent.kill(signal.SIGTERM)
         off = wait_for(lambda: not w.statuses()["dev-01"][0]["online"] and w.statuses()["dev-01"][0], 10,
                        "dev-01's own offline message")
