@@ -45,36 +45,48 @@ class Catalog:
         """(device, parsed status document, received_at) in one transaction.
 
         ``last_seen`` is the receive time of the last ONLINE document (the broker cannot stamp a will),
-        ``offline_since`` the receive time of the first offline document after it."""
+        ``offline_since`` the receive time of the first offline document after it. A batch is folded
+        per device first (one read and one write each): a burst of heartbeats costs one row update."""
+        by_device: dict[str, list[tuple[dict[str, Any], float]]] = {}
+        for device, doc, at in items:
+            by_device.setdefault(device, []).append((doc, at))
         with self.db.transaction():
-            for device, doc, at in items:
-                online = 1 if doc.get("online") else 0
-                prev = self.db.query("SELECT online, last_seen, offline_since, status FROM devices WHERE device=?",
-                                     (device,))
-                if prev and not online:  # keep what the device last said while online (wire.status.merge_offline)
+            for device, docs in by_device.items():
+                prev = self.db.query("SELECT online, last_seen, offline_since, status, first_seen FROM devices "
+                                     "WHERE device=?", (device,))
+                if prev:
+                    was_online, last_seen, offline_since, text, first_seen = prev[0]
                     try:
-                        doc = merge_offline(json.loads(prev[0][3]), doc)
+                        current: dict[str, Any] | None = json.loads(text)
                     except ValueError:
-                        pass
-                text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-                if not prev:
+                        current = None
+                    was: bool | None = bool(was_online)
+                else:
+                    was, last_seen, offline_since, current, first_seen = None, None, None, None, docs[0][1]
+                events = []
+                for doc, at in docs:
+                    online = bool(doc.get("online"))
+                    if online:
+                        last_seen, offline_since, current = at, None, doc
+                    else:  # keep what the device last said while online (wire.status.merge_offline)
+                        current = merge_offline(current, doc)
+                        if was or offline_since is None:
+                            offline_since = at
+                    if was is None or was != online:
+                        events.append((device, at, int(online), doc.get("reason") or ("online" if online else None)))
+                    was = online
+                text = json.dumps(current, separators=(",", ":"), ensure_ascii=False)
+                if prev:
+                    self.db.execute("UPDATE devices SET online=?, status=?, received_at=?, last_seen=?, "
+                                    "offline_since=?, statuses=statuses+? WHERE device=?",
+                                    (int(bool(was)), text, docs[-1][1], last_seen, offline_since, len(docs), device))
+                else:
                     self.db.execute("INSERT INTO devices (device, online, status, received_at, last_seen, "
-                                    "offline_since, first_seen, statuses) VALUES (?,?,?,?,?,?,?,1)",
-                                    (device, online, text, at, at if online else None, None if online else at, at))
-                    self.db.execute("INSERT INTO device_events (device, at, online, reason) VALUES (?,?,?,?)",
-                                    (device, at, online, doc.get("reason") or ("online" if online else None)))
-                    continue
-                was_online, last_seen, offline_since, _ = prev[0]
-                if online:
-                    last_seen, offline_since = at, None
-                elif was_online or offline_since is None:
-                    offline_since = at
-                self.db.execute("UPDATE devices SET online=?, status=?, received_at=?, last_seen=?, offline_since=?, "
-                                "statuses=statuses+1 WHERE device=?",
-                                (online, text, at, last_seen, offline_since, device))
-                if bool(was_online) != bool(online):
-                    self.db.execute("INSERT INTO device_events (device, at, online, reason) VALUES (?,?,?,?)",
-                                    (device, at, online, doc.get("reason") or ("online" if online else None)))
+                                    "offline_since, first_seen, statuses) VALUES (?,?,?,?,?,?,?,?)",
+                                    (device, int(bool(was)), text, docs[-1][1], last_seen, offline_since, first_seen,
+                                     len(docs)))
+                for ev in events:
+                    self.db.execute("INSERT INTO device_events (device, at, online, reason) VALUES (?,?,?,?)", ev)
 
     # ------------------------------------------------------------------ reads (the fleet view)
     def devices(self) -> list[dict[str, Any]]:

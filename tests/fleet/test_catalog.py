@@ -70,6 +70,12 @@ def test_status_transitions_and_last_seen(url):
     c.record_statuses([("dev-01", on, 120.0)])
     (d,) = c.devices()
     assert (d["online"], d["last_seen"], d["offline_since"]) == (True, 120.0, None)
+    # one batch with a drop and a return in it: folded, but both changes are events
+    c.record_statuses([("dev-01", {"v": 1, "device": "dev-01", "online": False, "reason": "stopped"}, 130.0),
+                       ("dev-01", on, 140.0)])
+    (d,) = c.devices()
+    assert (d["online"], d["last_seen"], d["statuses"]) == (True, 140.0, 6)
+    assert [(e["online"], e["at"]) for e in c.events("dev-01")][:2] == [(True, 140.0), (False, 130.0)]
     c.close()
 
 
