@@ -144,13 +144,12 @@ class Receiver:
     def _on_status(self, topic: str, payload: bytes) -> None:
         try:
             kind, device, _ = topics.parse_fleet_topic(self.cfg.topic_prefix, topic)
-            if kind != "status":
-                raise P.ProtocolError(f"unexpected topic {topic!r}")
-            doc = S.parse_status(payload, device)
+            if kind != "status" or len(payload) > S.MAX_STATUS_BYTES:
+                raise P.ProtocolError(f"unexpected topic {topic!r} or a status over {S.MAX_STATUS_BYTES} bytes")
         except P.ProtocolError as exc:
             log.warning("status ignored: %s", exc)
             return
-        self.catalog.status(device, doc)
+        self.catalog.status(device, bytes(payload))  # parsed and checked on the catalog's thread, not here
 
     def _catalog_stored(self, device: str, pid: str, final: Path, files: int | None, nbytes: int | None) -> None:
         self.catalog.package_stored(device, pid, final, files, nbytes)

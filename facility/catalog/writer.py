@@ -16,6 +16,8 @@ from typing import Any
 
 from facility.catalog.bag_facts import read_facts
 from facility.catalog.catalog import Catalog, CatalogError, open_catalog
+from wire import status as S
+from wire.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,12 @@ class CatalogWriter(threading.Thread):
         self.url, self.receiver = url, receiver
         self.catalog: Catalog | None = None
         self._packages: collections.deque[tuple[str, str, Path, int | None, int | None, float]] = collections.deque()
-        self._statuses: collections.deque[tuple[str, dict[str, Any], float]] = collections.deque()
+        self._statuses: collections.deque[tuple[str, bytes, float]] = collections.deque()
         self._cv = threading.Condition()
         self._recent: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self._halt = False
-        self.written = {"packages": 0, "new_packages": 0, "statuses": 0, "dropped_statuses": 0}
+        self.written = {"packages": 0, "new_packages": 0, "statuses": 0, "dropped_statuses": 0,
+                        "invalid_statuses": 0}
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ from the network thread
@@ -56,9 +59,10 @@ class CatalogWriter(threading.Thread):
             self._packages.append((device, pid, bag, files, nbytes, time.time()))
             self._cv.notify()
 
-    def status(self, device: str, doc: dict[str, Any]) -> None:
+    def status(self, device: str, payload: bytes) -> None:
+        """A raw status message (at most wire.status.MAX_STATUS_BYTES); checked on this thread."""
         with self._cv:
-            self._statuses.append((device, doc, time.time()))
+            self._statuses.append((device, payload, time.time()))
             while len(self._statuses) + len(self._packages) > MAX_BACKLOG and self._statuses:
                 self._statuses.popleft()
                 self.written["dropped_statuses"] += 1
@@ -105,7 +109,7 @@ class CatalogWriter(threading.Thread):
             self.catalog.close()
 
     def _write(self, pk: list[tuple[str, str, Path, int | None, int | None, float]],
-               st: list[tuple[str, dict[str, Any], float]]) -> None:
+               st: list[tuple[str, bytes, float]]) -> None:
         if self.catalog is None:
             self.catalog = open_catalog(self.url)
             log.info("catalog: %s (%s)", self.catalog.url, self.catalog.kind)
@@ -115,8 +119,15 @@ class CatalogWriter(threading.Thread):
             self.written["new_packages"] += self.catalog.record_packages(rows)
             self.written["packages"] += len(rows)
         if st:
-            self.catalog.record_statuses(st)
-            self.written["statuses"] += len(st)
+            docs = []
+            for device, payload, at in st:
+                try:
+                    docs.append((device, S.parse_status(payload, device), at))
+                except ProtocolError as exc:
+                    self.written["invalid_statuses"] += 1
+                    log.warning("status from %s ignored: %s", device, exc)
+            self.catalog.record_statuses(docs)
+            self.written["statuses"] += len(docs)
 
 
 def _count(bag: Path) -> dict[str, int]:
