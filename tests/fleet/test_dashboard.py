@@ -129,3 +129,37 @@ def test_dashboard_in_chromium(tmp_path, broker, pki, browser, artifacts_dir):
             except Exception:  # noqa: BLE001
                 pass
         srv.stop()
+
+
+def test_dashboard_refuses_without_token_and_from_other_sites(tmp_path, broker, pki):
+    cfg = load_fleet_config(write_fleet_toml(tmp_path / "admin", broker, pki))
+    srv = DashboardServer(cfg, port=0).start()
+
+    def call(path, *, method="GET", body=None, headers=None):
+        req = urllib.request.Request(srv.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+    try:
+        good = json.dumps({"token": srv.dash.token}).encode()
+        assert call("/api/fleet")[0] == 401
+        assert call("/api/fleet", headers={"Authorization": "Bearer " + "x" * 43})[0] == 401
+        assert call("/api/device/dev-01", headers={"Cookie": "labedge_fleet=nope"})[0] == 401
+        assert call("/login", method="POST", body=json.dumps({"token": "guess"}).encode())[0] == 403
+        # another web page cannot log the browser in (login CSRF)
+        assert call("/login", method="POST", body=good, headers={"Origin": "http://evil.example"})[0] == 403
+        code, headers, _ = call("/login", method="POST", body=good, headers={"Origin": srv.url})
+        assert code == 204
+        cookie = headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        auth = {"Cookie": cookie.split(";")[0]}
+        code, headers, body = call("/", headers=auth)
+        assert code == 200 and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert call("/api/device/no-such-pc", headers=auth)[0] == 404
+        assert call("/device/..%2f..%2fetc", headers=auth)[0] == 404
+        # the token file is made once and kept
+        assert (tmp_path / "admin" / "dashboard.token").read_text().strip() == srv.dash.token
+    finally:
+        srv.stop()

@@ -90,3 +90,41 @@ def test_broker_down_is_said_not_hidden(tmp_path, broker, pki):
     out = fleet("status", "--config", str(cfg))
     assert out.returncode == 3, out.stdout + out.stderr
     assert f"broker {broker.url}" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_watch_follows_changes(tmp_path, broker, pki):
+    import queue
+    import signal
+    import threading
+
+    cfg = write_fleet_toml(tmp_path / "admin", broker, pki)
+    sim = SimDevice(broker, pki, "dev-01").connect()
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "fleet", "status", "--config", str(cfg), "--watch",
+                             "--json", "--every", "0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(json.loads(ln)) for ln in proc.stdout], daemon=True).start()
+
+    def state_becomes(want: str) -> bool:
+        while not lines.empty():
+            got = {d["device"]: d["state"] for d in lines.get()["devices"]}
+            if got.get("dev-01") == want:
+                return True
+        return False
+    try:
+        sim.publish()
+        wait_for(lambda: state_becomes("ok"), 20, "dev-01 ok in the watch output")
+        sim.publish(**FAILING)
+        wait_for(lambda: state_becomes("error"), 10, "dev-01's failure in the watch output")
+        sim.client.socket().close()
+        wait_for(lambda: state_becomes("offline"), 10, "dev-01 offline in the watch output")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            sim.close()
+        except Exception:  # noqa: BLE001
+            pass
