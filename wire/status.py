@@ -132,4 +132,5 @@ def merge_offline(previous: dict[str, Any] | None, offline: dict[str, Any]) -> d
     can still say what the device had when it went away; the offline fields win."""
     if not previous or offline.get("online"):
         return offline
-    return {**previous, **offline}
+    last = previous.get("sent_at") if previous.get("online") else previous.get("last_online_sent_at")
+    return {**previous, **offline, "last_online_sent_at": last}

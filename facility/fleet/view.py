@@ -72,7 +72,8 @@ def assess(device: str, doc: dict[str, Any] | None, catalog: dict[str, Any] | No
         doc = merge_offline(cat["status"], doc)  # a bare will: keep what the catalog heard while it was online
     interval = int(doc.get("interval") or default_interval)
     seen = [t for t in (cat.get("last_seen"), received_at if doc.get("online") else None,
-                        _clamp(doc.get("sent_at"), now) if doc.get("online") else None) if t]
+                        _clamp(doc.get("sent_at") if doc.get("online") else doc.get("last_online_sent_at"), now))
+            if t]
     last_seen = max(seen) if seen else cat.get("last_seen")
     q = doc.get("queue") or {}
     cert_days = None

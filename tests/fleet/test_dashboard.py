@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sheets"))
 from sheets_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from testpaths import in_ci  # noqa: E402
 
+from facility.catalog import open_catalog  # noqa: E402
+from facility.catalog.bag_facts import PackageFacts  # noqa: E402
 from facility.fleet.dashboard import DashboardServer  # noqa: E402
 from facility.fleet_config import load_fleet_config  # noqa: E402
 
@@ -45,7 +48,13 @@ def _has_colour(png: Path, rgb: tuple[int, int, int]) -> bool:
 
 
 def test_dashboard_in_chromium(tmp_path, broker, pki, browser, artifacts_dir):
-    cfg = load_fleet_config(write_fleet_toml(tmp_path / "admin", broker, pki))
+    catalog = tmp_path / "store" / ".catalog.sqlite3"
+    cat = open_catalog(str(catalog))  # what a receiver recorded: dev-01's deliveries, one hostile sample name
+    cat.record_packages([("dev-01", f"20261201T00000000{i}Z-0000abcd",
+                          PackageFacts("xrd", "measurement", "paired", "<b>S-%d</b>" % i, "P1", "ok", None, 8, 5000),
+                          time.time() - 60 * i, "labedge-receiver") for i in range(3)])
+    cat.close()
+    cfg = load_fleet_config(write_fleet_toml(tmp_path / "admin", broker, pki, catalog_url=str(catalog)))
     srv = DashboardServer(cfg, port=0).start()
     good = SimDevice(broker, pki, "dev-01").connect()
     bad = SimDevice(broker, pki, "dev-02").connect()
@@ -107,6 +116,12 @@ def test_dashboard_in_chromium(tmp_path, broker, pki, browser, artifacts_dir):
         assert "■ Offline" in page.locator("#facts").inner_text()
         assert "connection lost" in page.locator("#facts").inner_text()
         assert "0.1.0" in page.locator("#facts").inner_text()   # what it said while online is kept
+        deliveries = page.locator("#deliveries tbody tr")
+        assert deliveries.count() == 3
+        assert deliveries.nth(0).inner_text().split("\t")[:2] == ["20261201T000000000Z-0000abcd", "<b>S-0</b>"]
+        assert page.locator("#deliveries b").count() == 0
+        assert "4.9 KiB" in deliveries.nth(0).inner_text()
+        assert page.locator("#facts dd").nth(3).inner_text().endswith("ago")  # last seen: its last heartbeat
         page.screenshot(path=str(artifacts_dir / "fleet-device.png"), full_page=True)
         # Japanese
         page.goto(srv.url + "/?lang=ja")

@@ -24,6 +24,12 @@ function dur(s) {
   for (const [u, n] of [["d", 86400], ["h", 3600], ["m", 60]]) if (s >= n) return Math.round(s / n) + u;
   return Math.round(s) + "s";
 }
+function size(n) {
+  if (n == null || n < 0) return "-";
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : n) + " " + u[i];
+}
 function stateCell(d) {
   return el("td", {class: "state s-" + d.state, "data-state": d.state}, d.symbol + " " + (T[d.label] || d.label));
 }
@@ -92,7 +98,7 @@ function renderDevice(data) {
   if (!d.problems.length) probs.append(el("li", {}, T.none));
   const pk = el("tbody", {});
   for (const p of data.packages) pk.append(el("tr", {}, el("td", {}, p.package_id), el("td", {}, p.sample || "-"),
-    el("td", {}, p.translation || "-"), el("td", {}, p.bytes), el("td", {}, age(p.stored_at))));
+    el("td", {}, p.translation || "-"), el("td", {}, size(p.bytes)), el("td", {}, age(p.stored_at))));
   const ev = el("ul", {id: "events"});
   for (const e of data.events) ev.append(el("li", {}, (e.online ? T.online : T.offline) + " · " + age(e.at) + (e.reason ? " · " + e.reason : "")));
   app.replaceChildren(el("p", {}, el("a", {href: "/?lang=" + boot.lang}, "← " + T.back), " · ", langLink()),
