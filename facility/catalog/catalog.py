@@ -51,11 +51,17 @@ class Catalog:
         for device, doc, at in items:
             by_device.setdefault(device, []).append((doc, at))
         with self.db.transaction():
+            known: dict[str, tuple[Any, ...]] = {}
+            names = list(by_device)
+            for i in range(0, len(names), 500):  # one query for the batch, not one per device
+                part = names[i:i + 500]
+                for row in self.db.query("SELECT device, online, last_seen, offline_since, status, first_seen "
+                                         f"FROM devices WHERE device IN ({', '.join('?' * len(part))})", part):
+                    known[row[0]] = row[1:]
             for device, docs in by_device.items():
-                prev = self.db.query("SELECT online, last_seen, offline_since, status, first_seen FROM devices "
-                                     "WHERE device=?", (device,))
+                prev = known.get(device)
                 if prev:
-                    was_online, last_seen, offline_since, text, first_seen = prev[0]
+                    was_online, last_seen, offline_since, text, first_seen = prev
                     try:
                         current: dict[str, Any] | None = json.loads(text)
                     except ValueError:

@@ -14,6 +14,14 @@ EN = {
     "OK": "OK", "WARN": "Warning", "ERROR": "Error", "STALE": "Stale", "OFFLINE": "Offline",
     "omitted": "more not sent", "lang_other": "日本語", "shown": "shown", "of": "of", "online": "online",
     "catalog": "Catalog", "last_seen": "Last seen",
+    "r_never_reported": "has never reported a status (known from its packages)",
+    "r_stopped": "the agent was stopped", "r_connection_lost": "connection lost (MQTT will)",
+    "r_offline": "{v}", "r_silent": "silent for more than 3 heartbeats ({v} s); its last status said online",
+    "r_fine": "online, nothing waiting on anyone", "r_failed": "{v} package(s) failed",
+    "r_cert_expired": "certificate expired", "r_cert_days": "certificate expires in {v} d",
+    "r_config": "config {v}", "r_problems": "{v} problem(s)", "r_paused": "intake paused: {v}",
+    "r_held": "{v} measurement(s) wait for a sheet", "r_oldest": "oldest upload waits {v}",
+    "r_warnings": "{v} warning(s)",
 }
 JA = {
     "title": "labedge フリート", "device": "装置", "all": "すべて", "attention": "要対応",
@@ -28,6 +36,14 @@ JA = {
     "OK": "正常", "WARN": "警告", "ERROR": "エラー", "STALE": "応答なし", "OFFLINE": "オフライン",
     "omitted": "件は未送信", "lang_other": "English", "shown": "件表示", "of": "/", "online": "オンライン",
     "catalog": "カタログ", "last_seen": "最終確認",
+    "r_never_reported": "状態を一度も送っていません(パッケージからのみ既知)",
+    "r_stopped": "エージェントが停止されました", "r_connection_lost": "接続が切れました(MQTT will)",
+    "r_offline": "{v}", "r_silent": "ハートビート3回分以上応答がありません({v} 秒)。最後の状態はオンライン",
+    "r_fine": "オンライン、対応待ちなし", "r_failed": "{v} 件のパッケージが失敗",
+    "r_cert_expired": "証明書の期限切れ", "r_cert_days": "証明書はあと {v} 日で期限切れ",
+    "r_config": "設定 {v}", "r_problems": "{v} 件の問題", "r_paused": "取り込み停止中: {v}",
+    "r_held": "{v} 件の測定がシート待ち", "r_oldest": "最古のアップロード待ち {v}",
+    "r_warnings": "{v} 件の警告",
 }
 assert set(EN) == set(JA)
 

@@ -34,7 +34,7 @@ class DeviceLine:
     state: str
     symbol: str
     label: str
-    why: str                       # the state in words: what made it this state
+    why: str                       # the state in words (English): what made it this state
     since: float | None            # online since / offline since / last seen (stale)
     last_seen: float | None
     agent_version: str | None
@@ -52,6 +52,8 @@ class DeviceLine:
     host: str | None = None
     os: str | None = None
     interval: int | None = None
+    #: the same as ``why``, as [{"code", "value", "text"}], so a page can say it in its own language
+    reasons: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rank(self) -> int:
@@ -90,53 +92,63 @@ def assess(device: str, doc: dict[str, Any] | None, catalog: dict[str, Any] | No
         interval=interval)
     if not doc:
         line.state, line.since = "stale", cat.get("last_stored")
-        line.why = "has never reported a status (known from its packages)"
+        reasons = [_r("never_reported", None, "has never reported a status (known from its packages)")]
     elif not doc.get("online"):
         line.state = "offline"
         line.since = cat.get("offline_since") if cat.get("offline_since") and not cat.get("online") else \
             (received_at or _clamp(doc.get("sent_at"), now))
-        line.why = {"stopped": "the agent was stopped", "connection lost": "connection lost (MQTT will)"}.get(
-            str(doc.get("reason")), str(doc.get("reason") or "offline"))
+        reason = str(doc.get("reason") or "offline")
+        reasons = [{"stopped": _r("stopped", None, "the agent was stopped"),
+                    "connection lost": _r("connection_lost", None, "connection lost (MQTT will)")}.get(
+            reason, _r("offline", reason, reason))]
     elif last_seen is None or now - last_seen > STALE_HEARTBEATS * interval:
         line.state, line.since = "stale", last_seen
-        line.why = (f"silent for more than {STALE_HEARTBEATS} heartbeats ({STALE_HEARTBEATS * interval} s); "
-                    "its last status said online")
+        reasons = [_r("silent", STALE_HEARTBEATS * interval,
+                      f"silent for more than {STALE_HEARTBEATS} heartbeats ({STALE_HEARTBEATS * interval} s); "
+                      "its last status said online")]
     else:
         line.since = _clamp(doc.get("connected_at"), now)
         errors, warnings = _findings(line)
         if errors:
-            line.state, line.why = "error", "; ".join(errors)
+            line.state, reasons = "error", errors
         elif warnings:
-            line.state, line.why = "warning", "; ".join(warnings)
+            line.state, reasons = "warning", warnings
         else:
-            line.why = "online, nothing waiting on anyone"
+            reasons = [_r("fine", None, "online, nothing waiting on anyone")]
+    line.reasons = reasons
+    line.why = "; ".join(r["text"] for r in reasons)
     line.symbol, line.label = STATES[line.state][1], STATES[line.state][2]
     return line
 
 
-def _findings(line: DeviceLine) -> tuple[list[str], list[str]]:
-    errors: list[str] = []
-    warnings: list[str] = []
+def _r(code: str, value: Any, text: str) -> dict[str, Any]:
+    return {"code": code, "value": value, "text": text}
+
+
+def _findings(line: DeviceLine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    errors: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
     if line.failed:
-        errors.append(f"{line.failed} package(s) failed")
+        errors.append(_r("failed", line.failed, f"{line.failed} package(s) failed"))
     if line.cert_days is not None and line.cert_days < CERT_ERROR_DAYS:
-        errors.append("certificate expired" if line.cert_days < 0 else f"certificate expires in {line.cert_days} d")
+        errors.append(_r("cert_expired", None, "certificate expired") if line.cert_days < 0 else
+                      _r("cert_days", line.cert_days, f"certificate expires in {line.cert_days} d"))
     elif line.cert_days is not None and line.cert_days < CERT_WARN_DAYS:
-        warnings.append(f"certificate expires in {line.cert_days} d")
+        warnings.append(_r("cert_days", line.cert_days, f"certificate expires in {line.cert_days} d"))
     if line.config_state and line.config_state in ("error", "rejected", "failed"):
-        errors.append(f"config {line.config_state}")
+        errors.append(_r("config", line.config_state, f"config {line.config_state}"))
     n_err = sum(1 for p in line.problems if p.get("kind") == "error")
     n_warn = sum(1 for p in line.problems if p.get("kind") == "warning")
     if n_err:
-        errors.append(f"{n_err} problem(s)")
+        errors.append(_r("problems", n_err, f"{n_err} problem(s)"))
     if line.paused:
-        warnings.append(f"intake paused: {line.paused}")
+        warnings.append(_r("paused", line.paused, f"intake paused: {line.paused}"))
     if line.held:
-        warnings.append(f"{line.held} measurement(s) wait for a sheet")
+        warnings.append(_r("held", line.held, f"{line.held} measurement(s) wait for a sheet"))
     if line.oldest_waiting_s and line.oldest_waiting_s > OLDEST_WARN_SECONDS:
-        warnings.append(f"oldest upload waits {_age(line.oldest_waiting_s)}")
+        warnings.append(_r("oldest", _age(line.oldest_waiting_s), f"oldest upload waits {_age(line.oldest_waiting_s)}"))
     if n_warn and not errors:
-        warnings.append(f"{n_warn} warning(s)")
+        warnings.append(_r("warnings", n_warn, f"{n_warn} warning(s)"))
     return errors, warnings
 
 

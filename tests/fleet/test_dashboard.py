@@ -129,6 +129,7 @@ def test_dashboard_in_chromium(tmp_path, broker, pki, browser, artifacts_dir):
         assert page.locator("h1").inner_text() == "labedge フリート"
         assert "要対応" in page.locator(".bar").inner_text()
         assert page.locator("tr[data-device='dev-01'] td.state").inner_text().strip() == "■ オフライン"
+        assert "接続が切れました" in page.locator("tr[data-device='dev-01'] .why").inner_text()
         page.screenshot(path=str(artifacts_dir / "fleet-ja.png"), full_page=True)
         # the API with the bearer token
         req = urllib.request.Request(srv.url + "/api/fleet", headers={"Authorization": f"Bearer {srv.dash.token}"})

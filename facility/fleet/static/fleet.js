@@ -30,6 +30,13 @@ function size(n) {
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return (i ? n.toFixed(1) : n) + " " + u[i];
 }
+function why(d) {
+  // the server's reasons in this page's language; its English text when a code is new to this page
+  return (d.reasons || []).map(r => {
+    const t = T["r_" + r.code];
+    return t ? t.replace("{v}", r.value == null ? "" : String(r.value)) : r.text;
+  }).join("; ") || d.why;
+}
 function stateCell(d) {
   return el("td", {class: "state s-" + d.state, "data-state": d.state}, d.symbol + " " + (T[d.label] || d.label));
 }
@@ -69,7 +76,7 @@ function render(data) {
     for (const p of d.problems.slice(0, 3)) probs.append(el("li", {}, p.text));
     if (d.problems_omitted) probs.append(el("li", {}, "+" + d.problems_omitted + " " + T.omitted));
     const link = el("a", {href: "/device/" + encodeURIComponent(d.device) + "?lang=" + boot.lang}, d.device);
-    return el("tr", {"data-device": d.device}, stateCell(d), el("td", {}, link, el("div", {class: "why"}, d.why)),
+    return el("tr", {"data-device": d.device}, stateCell(d), el("td", {}, link, el("div", {class: "why"}, why(d))),
       el("td", {}, age(d.since)), el("td", {}, d.agent_version || "?"),
       el("td", {}, (d.config_version || "?") + " / " + (d.config_state || "?")),
       el("td", {}, d.queued ?? "-"), el("td", {}, d.failed ?? "-"), el("td", {}, dur(d.oldest_waiting_s)),
@@ -88,7 +95,7 @@ function renderDevice(data) {
   const dl = el("dl", {id: "facts"});
   const add = (k, v) => dl.append(el("dt", {}, T[k] || k), el("dd", {}, v));
   add("state", el("span", {class: "state s-" + d.state, "data-state": d.state}, d.symbol + " " + (T[d.label] || d.label)));
-  add("why", d.why); add("since", age(d.since)); add("last_seen", age(d.last_seen)); add("version", d.agent_version || "?");
+  add("why", why(d)); add("since", age(d.since)); add("last_seen", age(d.last_seen)); add("version", d.agent_version || "?");
   add("config", (d.config_version || "?") + " / " + (d.config_state || "?"));
   add("queued", d.queued ?? "-"); add("failed", d.failed ?? "-"); add("oldest", dur(d.oldest_waiting_s));
   add("delivered", age(d.last_delivery)); add("cert", d.cert_days == null ? "-" : d.cert_days + T.days);
