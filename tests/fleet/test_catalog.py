@@ -95,3 +95,18 @@ def test_bag_facts_are_bounded_and_tolerant(tmp_path):
 def test_unreachable_postgresql_is_one_sentence():
     with pytest.raises(CatalogError, match=r"catalog postgresql://postgres:\*\*\*@127.0.0.1:1/x: cannot connect"):
         open_catalog("postgresql://postgres:secret@127.0.0.1:1/x")
+
+
+def test_receiver_catalog_url_is_checked(tmp_path):
+    from config.validation import ConfigError
+    from facility.receiver_config import parse_receiver_config
+    base = {"broker": "mqtts://b:8883", "ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem",
+            "store_dir": "store"}
+    with pytest.raises(ConfigError, match="catalog_url: 'mysql://db/x' is not allowed"):
+        parse_receiver_config({**base, "catalog_url": "mysql://db/x"}, source=tmp_path / "receiver.toml")
+    for name in ("ca.pem", "c.pem", "k.pem"):
+        (tmp_path / name).write_text("x")
+    cfg = parse_receiver_config({**base, "client_id": "r1"}, source=tmp_path / "receiver.toml")
+    assert cfg.catalog == str(tmp_path.resolve() / "store" / ".catalog.sqlite3")
+    cfg = parse_receiver_config({**base, "client_id": "r1", "catalog_url": "cat.db"}, source=tmp_path / "r.toml")
+    assert cfg.catalog == str(tmp_path.resolve() / "cat.db")
