@@ -65,7 +65,6 @@ SCHEMA: dict[str, Any] = {
         "problems_omitted": _int,            # problems not listed to keep within the bound
         "cert_not_after": _num,
         "last_delivery": _num,
-        "broker_connected": {"type": "boolean"},
         "os": _str,
         "host": _str,
     },

@@ -64,7 +64,6 @@ def build_document(cfg: Config, st: dict[str, Any], *, translators: dict[str, st
     except OSError:
         disk_free = None
     not_after = cert.get("not_after")
-    up = st.get("upload") or {}
     return {
         "v": S.VERSION, "device": cfg.device_id, "online": True, "sent_at": round(time.time(), 3),
         "connected_at": connected_at, "interval": interval,
@@ -79,7 +78,6 @@ def build_document(cfg: Config, st: dict[str, Any], *, translators: dict[str, st
         "problems": problems,
         "cert_not_after": _epoch(not_after) if not_after else None,
         "last_delivery": st.get("last_delivery"),
-        "broker_connected": bool(up.get("connected")),
         "os": f"{platform.system()} {platform.release()}"[:100], "host": socket.gethostname()[:100],
     }
 

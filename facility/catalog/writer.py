@@ -21,7 +21,8 @@ from wire.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
-MAX_BACKLOG = 100_000
+#: statuses kept while the database is slow or away (each <= 4 KiB: <= 80 MiB); the oldest go first
+MAX_BACKLOG = 20_000
 BATCH = 500
 RETRY_SECONDS = 5.0
 
@@ -63,7 +64,7 @@ class CatalogWriter(threading.Thread):
         """A raw status message (at most wire.status.MAX_STATUS_BYTES); checked on this thread."""
         with self._cv:
             self._statuses.append((device, payload, time.time()))
-            while len(self._statuses) + len(self._packages) > MAX_BACKLOG and self._statuses:
+            while len(self._statuses) > MAX_BACKLOG:
                 self._statuses.popleft()
                 self.written["dropped_statuses"] += 1
             self._cv.notify()

@@ -36,6 +36,7 @@ def test_status_within_5s_then_will_on_kill9(tmp_path, broker, pki):
         assert doc["queue"]["failed"] == 0 and doc["host"] and doc["os"]
         assert doc["cert_not_after"] > time.time() + 30 * 86400
         assert doc["config"]["version"] and len(doc["config"]["version"]) == 12
+        assert doc["translators"].get("rigaku") and doc["spool"]["disk_free"] > 0 and doc["paused"] is None
         # heartbeats keep coming although nothing changes
         first = doc["seq"]
         wait_for(lambda: w.statuses()["dev-01"][0].get("seq", 0) >= first + 1, 6, "a heartbeat")
@@ -102,10 +103,21 @@ def test_acl_devices_write_only_their_own_status(tmp_path, broker, pki):
 def test_acl_admin_reads_status_but_writes_none(tmp_path, broker, pki):
     identity(pki, ADMIN)
     admin = SimDevice(broker, pki, ADMIN)  # the admin's certificate, speaking MQTT directly
+    seen: list[str] = []
+    admin.client.on_message = lambda _c, _u, m: seen.append(m.topic)
     admin.connect()
+    dev = SimDevice(broker, pki, "dev-01").connect()
     try:
+        admin.client.subscribe("rde/#", qos=1)  # asks for everything; the ACL delivers only what it may read
+        wait_for(lambda: admin.client.is_connected(), 5, "the admin connection")
         assert admin.publish(topic=topics.status_topic("rde", "dev-01"), device="dev-01") == 0x87
         assert admin.publish(topic="rde/dev-01/up/20260101T000000Z-aaaa/offer") == 0x87
+        assert admin.publish(topic="rde/dev-01/down/20260101T000000Z-aaaa") == 0x87
         assert admin.publish(topic=topics.command_topic("rde", "dev-01", "c1")) in (0, 0x10)
+        dev.publish(topic="rde/dev-01/up/20261201T000000000Z-0000abcd/offer")
+        dev.publish()
+        wait_for(lambda: "rde/dev-01/status" in seen, 5, "the admin to read dev-01's status")
+        assert all(t.endswith("/status") for t in seen), seen   # never a device's upload
     finally:
         admin.close()
+        dev.close()
