@@ -2,7 +2,7 @@
 
 The network thread only enqueues (a slow or unreachable database must never stall transfers or
 the keepalive). If the database is down, the batch is kept and tried again; past
-:data:`MAX_BACKLOG` items the oldest *statuses* are dropped (the next heartbeat replaces them),
+:data:`MAX_BACKLOG` statuses the oldest are dropped (the next heartbeat replaces them),
 never packages (which are also recorded again when a device re-offers a stored package)."""
 from __future__ import annotations
 
