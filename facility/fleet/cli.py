@@ -50,7 +50,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     data = FleetData(cfg)
     try:
         if args.watch:
-            return _watch(cfg, data, args, FleetWatcher)
+            try:
+                return _watch(cfg, data, args, FleetWatcher)
+            except TransportError as exc:
+                print(f"labedge fleet status: {exc}", file=sys.stderr)
+                return 2
         broker_note = None
         try:
             statuses = snapshot(cfg)
@@ -97,7 +101,12 @@ def _watch(cfg: FleetConfig, data: Any, args: argparse.Namespace, watcher_cls: A
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from facility.fleet.dashboard import serve
-    return serve(load(args), host=args.host, port=args.port)
+    from wire.tls import TransportError
+    try:
+        return serve(load(args), host=args.host, port=args.port)
+    except TransportError as exc:
+        print(f"labedge fleet serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def add_parser(sub: Any) -> None:

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import signal
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -227,7 +228,7 @@ def serve(cfg: FleetConfig, host: str | None = None, port: int | None = None) ->
         srv = DashboardServer(cfg, host, port)
     except OSError as exc:
         print(f"labedge fleet serve: cannot listen on {host or cfg.dashboard.host}:{port or cfg.dashboard.port}: "
-              f"{exc.strerror or exc}")
+              f"{exc.strerror or exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

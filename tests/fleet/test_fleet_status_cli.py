@@ -128,3 +128,14 @@ def test_watch_follows_changes(tmp_path, broker, pki):
             sim.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def test_a_bad_admin_key_is_one_line_everywhere(tmp_path, broker, pki):
+    cfg = write_fleet_toml(tmp_path, broker, pki)
+    bad = tmp_path / "not-a-key.pem"
+    bad.write_text("hello")
+    cfg.write_text(cfg.read_text().replace(str(pki.certs["labedge-admin"][1]), str(bad)))
+    for args, code in ((["status"], 3), (["status", "--watch"], 2), (["serve", "--port", "0"], 2)):
+        out = fleet(*args, "--config", str(cfg))
+        assert out.returncode == code, (args, out.stdout, out.stderr)
+        assert "Traceback" not in out.stderr and "not-a-key.pem" in out.stderr, (args, out.stderr)
