@@ -9,7 +9,7 @@ from typing import Any
 
 from facility.catalog.bag_facts import PackageFacts
 from facility.catalog.db import CatalogError, Database, connect, redact
-from facility.catalog.migrations import migrate
+from facility.catalog.migrations import check_readable, migrate
 from wire.status import merge_offline
 
 __all__ = ["Catalog", "CatalogError", "open_catalog"]
@@ -134,11 +134,16 @@ class Catalog:
         self.db.close()
 
 
-def open_catalog(url: str) -> Catalog:
-    """Open (and migrate) the catalog at ``url``: an SQLite file path or a postgresql:// URL."""
-    db = connect(url)
+def open_catalog(url: str, *, readonly: bool = False) -> Catalog:
+    """Open (and migrate) the catalog at ``url``: an SQLite file path or a postgresql:// URL.
+
+    ``readonly`` (the fleet tools): never create or migrate; refuse a catalog this labedge cannot read."""
+    db = connect(url, readonly=readonly)
     try:
-        migrate(db)
+        if readonly:
+            check_readable(db)
+        else:
+            migrate(db)
     except CatalogError:
         db.close()
         raise

@@ -89,16 +89,20 @@ class Database:
 class SqliteDatabase(Database):
     kind = "sqlite"
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         new = not path.exists()
         try:
-            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
-        except sqlite3.Error as exc:
+            if readonly:  # the fleet tools: never create or change the receiver's catalog
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
+        except (sqlite3.Error, OSError) as exc:
             raise CatalogError(f"catalog {path}: cannot open: {exc}") from None
-        if new and os.name == "posix":
+        if new and not readonly and os.name == "posix":
             os.chmod(path, 0o600)
         super().__init__(conn, "?")
         self.path = path
@@ -143,9 +147,9 @@ def _pg_words(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def connect(url: str) -> Database:
+def connect(url: str, *, readonly: bool = False) -> Database:
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresDatabase(url)
     if url.startswith("sqlite:///"):
         url = url[len("sqlite:///") - 1:]
-    return SqliteDatabase(Path(url))
+    return SqliteDatabase(Path(url), readonly=readonly)

@@ -47,3 +47,18 @@ def migrate(db: Database) -> list[str]:
             db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, CURRENT_TIMESTAMP)", (name,))
         applied.append(name)
     return applied
+
+
+def check_readable(db: Database) -> None:
+    """For readers: the catalog has every migration this labedge knows, and none it does not."""
+    try:
+        done = {r[0] for r in db.query("SELECT name FROM _migrations")}
+    except Exception:  # noqa: BLE001 - no table yet: the receiver has not prepared it
+        raise CatalogError("the catalog is not prepared yet (start the receiver once)") from None
+    known = {name for name, _ in MIGRATIONS}
+    if done - known:
+        raise CatalogError(f"the catalog was written by a newer labedge (migrations "
+                           f"{', '.join(sorted(done - known))}); upgrade this fleet tool")
+    if known - done:
+        raise CatalogError(f"the catalog lacks migrations {', '.join(sorted(known - done))}: upgrade or "
+                           "restart the receiver, which applies them")

@@ -23,7 +23,7 @@ def open_fleet_catalog(cfg: FleetConfig) -> tuple[Catalog | None, str | None]:
     if "://" not in url and not Path(url).exists():
         return None, f"no catalog at {url} yet (the receiver creates it when it stores or hears something)"
     try:
-        return open_catalog(url), None
+        return open_catalog(url, readonly=True), None
     except CatalogError as exc:
         return None, str(exc)
 

@@ -110,3 +110,23 @@ def test_receiver_catalog_url_is_checked(tmp_path):
     assert cfg.catalog == str(tmp_path.resolve() / "store" / ".catalog.sqlite3")
     cfg = parse_receiver_config({**base, "client_id": "r1", "catalog_url": "cat.db"}, source=tmp_path / "r.toml")
     assert cfg.catalog == str(tmp_path.resolve() / "cat.db")
+
+
+def test_fleet_tools_open_it_read_only(url, tmp_path):
+    if "://" not in url:
+        with pytest.raises(CatalogError, match="cannot open"):
+            open_catalog(url, readonly=True)          # not there yet: a reader never creates it
+        assert not (tmp_path / "store" / ".catalog.sqlite3").exists()
+    else:
+        with pytest.raises(CatalogError, match="not prepared yet"):
+            open_catalog(url, readonly=True)
+    w = open_catalog(url)
+    w.record_packages([("dev-01", "20260101T000000000Z-0000abcd", FACTS, 1.0, "r")])
+    r = open_catalog(url, readonly=True)
+    assert r.count_packages() == 1
+    if "://" not in url:
+        import sqlite3
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            r.record_packages([("dev-01", "20260101T000000001Z-0000abcd", FACTS, 1.0, "r")])
+    r.close()
+    w.close()
