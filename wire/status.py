@@ -67,6 +67,8 @@ SCHEMA: dict[str, Any] = {
         "last_delivery": _num,
         "os": _str,
         "host": _str,
+        "pc_state": {"type": ["string", "null"], "maxLength": 40},   # what the PC's tray says (agent/summary.py)
+        "pc_reason": _str,
     },
 }
 _validator = jsonschema.Draft202012Validator(SCHEMA)

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
 #: Fields that change all the time without anything happening: they never count as a change.
 VOLATILE = ("sent_at", "seq", "oldest_waiting_s", "spool", "connected_at")
+#: While the agent starts, its own heartbeat is not written yet: wait this long for it at most.
+STARTUP_GRACE = 10.0
 
 
 def translator_versions() -> dict[str, str]:
@@ -64,6 +66,7 @@ def build_document(cfg: Config, st: dict[str, Any], *, translators: dict[str, st
     except OSError:
         disk_free = None
     not_after = cert.get("not_after")
+    summary = st.get("summary") or {}
     return {
         "v": S.VERSION, "device": cfg.device_id, "online": True, "sent_at": round(time.time(), 3),
         "connected_at": connected_at, "interval": interval,
@@ -79,6 +82,7 @@ def build_document(cfg: Config, st: dict[str, Any], *, translators: dict[str, st
         "cert_not_after": _epoch(not_after) if not_after else None,
         "last_delivery": st.get("last_delivery"),
         "os": f"{platform.system()} {platform.release()}"[:100], "host": socket.gethostname()[:100],
+        "pc_state": summary.get("state"), "pc_reason": (summary.get("reason") or None) and str(summary["reason"])[:300],
     }
 
 
@@ -107,6 +111,7 @@ class StatusPublisher(Worker):
         self._last_sig: str | None = None
         self._last_sent = 0.0
         self._seq = 0
+        self._born = time.monotonic()
         self.sent = 0
         channel.set_will(self._will)
         channel.on_connected(self._on_connected)
@@ -152,7 +157,10 @@ class StatusPublisher(Worker):
             self.wait(CHECK_SECONDS)
 
     def _tick(self) -> None:
-        doc = build_document(self.cfg, self._status_fn(), translators=self._translators,
+        st = self._status_fn()
+        if not (st.get("agent") or {}).get("running") and time.monotonic() - self._born < STARTUP_GRACE:
+            return  # the first heartbeat is not in the state DB yet: "not running" would be a false alarm
+        doc = build_document(self.cfg, st, translators=self._translators,
                              config=self.config_info(), interval=self.interval, connected_at=self._connected_at)
         sig = S.encode({k: v for k, v in doc.items() if k not in VOLATILE}).decode()
         now = time.monotonic()

@@ -21,7 +21,7 @@ EN = {
     "r_cert_expired": "certificate expired", "r_cert_days": "certificate expires in {v} d",
     "r_config": "config {v}", "r_problems": "{v} problem(s)", "r_paused": "intake paused: {v}",
     "r_held": "{v} measurement(s) wait for a sheet", "r_oldest": "oldest upload waits {v}",
-    "r_warnings": "{v} warning(s)",
+    "r_warnings": "{v} warning(s)", "r_pc_says": "the PC says: {v}",
 }
 JA = {
     "title": "labedge フリート", "device": "装置", "all": "すべて", "attention": "要対応",
@@ -43,7 +43,7 @@ JA = {
     "r_cert_expired": "証明書の期限切れ", "r_cert_days": "証明書はあと {v} 日で期限切れ",
     "r_config": "設定 {v}", "r_problems": "{v} 件の問題", "r_paused": "取り込み停止中: {v}",
     "r_held": "{v} 件の測定がシート待ち", "r_oldest": "最古のアップロード待ち {v}",
-    "r_warnings": "{v} 件の警告",
+    "r_warnings": "{v} 件の警告", "r_pc_says": "PC の表示: {v}",
 }
 assert set(EN) == set(JA)
 

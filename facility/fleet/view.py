@@ -52,6 +52,8 @@ class DeviceLine:
     host: str | None = None
     os: str | None = None
     interval: int | None = None
+    pc_state: str | None = None     # the PC's own state (its tray's), and why
+    pc_reason: str | None = None
     #: the same as ``why``, as [{"code", "value", "text"}], so a page can say it in its own language
     reasons: list[dict[str, Any]] = field(default_factory=list)
 
@@ -89,7 +91,7 @@ def assess(device: str, doc: dict[str, Any] | None, catalog: dict[str, Any] | No
         last_delivery=doc.get("last_delivery") or cat.get("last_stored"), cert_days=cert_days,
         paused=doc.get("paused"), held=doc.get("held"), problems=list(doc.get("problems") or []),
         problems_omitted=int(doc.get("problems_omitted") or 0), host=doc.get("host"), os=doc.get("os"),
-        interval=interval)
+        interval=interval, pc_state=doc.get("pc_state"), pc_reason=doc.get("pc_reason"))
     if not doc:
         line.state, line.since = "stale", cat.get("last_stored")
         reasons = [_r("never_reported", None, "has never reported a status (known from its packages)")]
@@ -149,6 +151,12 @@ def _findings(line: DeviceLine) -> tuple[list[dict[str, Any]], list[dict[str, An
         warnings.append(_r("oldest", _age(line.oldest_waiting_s), f"oldest upload waits {_age(line.oldest_waiting_s)}"))
     if n_warn and not errors:
         warnings.append(_r("warnings", n_warn, f"{n_warn} warning(s)"))
+    # The PC's own judgement (its tray) can only make the line worse, never better
+    said = line.pc_reason or line.pc_state or ""
+    if line.pc_state == "error" and not errors:
+        errors.append(_r("pc_says", said, f"the PC says: {said}"))
+    elif line.pc_state == "needs attention" and not errors and not warnings:
+        warnings.append(_r("pc_says", said, f"the PC says: {said}"))
     return errors, warnings
 
 

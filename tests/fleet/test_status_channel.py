@@ -36,6 +36,10 @@ def test_status_within_5s_then_will_on_kill9(tmp_path, broker, pki):
         assert doc["queue"]["failed"] == 0 and doc["host"] and doc["os"]
         assert doc["cert_not_after"] > time.time() + 30 * 86400
         assert doc["config"]["version"] and len(doc["config"]["version"]) == 12
+        # the PC's own state: its first status may still say "offline" (its facts lag a second), then not
+        wait_for(lambda: w.statuses()["dev-01"][0].get("pc_state") in ("up to date", "working"), 5,
+                 "the PC's own state in its status")
+        assert w.statuses()["dev-01"][0]["pc_reason"]
         assert doc["translators"].get("rigaku") and doc["spool"]["disk_free"] > 0 and doc["paused"] is None
         # heartbeats keep coming although nothing changes
         first = doc["seq"]

@@ -50,14 +50,18 @@ def test_stale_offline_and_order():
         "gone": (json.loads(S.offline_document("gone", "connection lost", now - 500)), None),
         "failing": (doc(device="failing", sent_at=now - 5, queue={"failed": 1}), None),
         "expiring": (doc(device="expiring", sent_at=now - 5, cert_not_after=now + 10 * 86400), None),
+        "pc-worried": (doc(device="pc-worried", sent_at=now - 5, pc_state="error",
+                           pc_reason="the agent cannot write its spool"), None),
     }, [{"device": "only-packages", "status": {}, "last_seen": None, "last_stored": now - 50}],
         default_interval=60, now=now)
     assert [(d.device, d.state) for d in lines] == [
         ("gone", "offline"), ("only-packages", "stale"), ("silent", "stale"), ("failing", "error"),
+        ("pc-worried", "error"),
         ("expiring", "warning"), ("future-clock", "ok"), ("ok", "ok")]
     by = {d.device: d for d in lines}
     assert by["future-clock"].last_seen == now      # a wrong clock never shows a time in the future
     assert "never reported a status" in by["only-packages"].why
+    assert by["pc-worried"].why == "the PC says: the agent cannot write its spool"   # never "ok" over the PC's word
     assert by["expiring"].cert_days == 10 and "certificate expires in 10 d" in by["expiring"].why
 
 
