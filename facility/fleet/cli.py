@@ -60,7 +60,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             statuses = snapshot(cfg)
         except (TransportError, ProtocolError) as exc:
             statuses, broker_note = {}, f"broker {cfg.broker}: {exc}"
-        lines = data.lines(statuses)
+        lines = _only(data.lines(statuses), args.devices)
         now = time.time()
         if args.json:
             print(json.dumps({"generated_at": now, "broker_error": broker_note, "catalog_note": data.catalog_note,
@@ -70,9 +70,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             for note in (broker_note, data.catalog_note):
                 if note:
                     print(f"note: {note}", file=sys.stderr)
-        return 3 if broker_note and not lines else 0
+        if broker_note and not lines:
+            return 3
+        return 1 if args.check and any(d.state != "ok" for d in lines) else 0
     finally:
         data.close()
+
+
+def _only(lines: list[Any], devices: list[str]) -> list[Any]:
+    return [d for d in lines if d.device in devices] if devices else lines
 
 
 def _watch(cfg: FleetConfig, data: Any, args: argparse.Namespace, watcher_cls: Any) -> int:
@@ -83,7 +89,7 @@ def _watch(cfg: FleetConfig, data: Any, args: argparse.Namespace, watcher_cls: A
     try:
         while True:
             time.sleep(args.every)
-            lines = data.lines(w.statuses())
+            lines = _only(data.lines(w.statuses()), args.devices)
             now = time.time()
             if args.json:
                 print(json.dumps({"generated_at": now, "connected": w.connected,
@@ -119,6 +125,9 @@ def add_parser(sub: Any) -> None:
     add_fleet_config_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--watch", action="store_true", help="follow changes (Ctrl-C to stop)")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 if any device shown is not ok (for monitoring scripts)")
+    p.add_argument("devices", nargs="*", metavar="DEVICE", help="only these devices (default: all)")
     p.add_argument("--every", type=float, default=2.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_status)
 

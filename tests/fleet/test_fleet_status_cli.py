@@ -64,6 +64,12 @@ def test_fleet_status_orders_offline_stale_error_ok(tmp_path, broker, pki):
         assert "STALE" in lines[2] and "dev-01" in lines[2] and "last seen" in lines[2]
         assert "ERROR" in lines[3] and "f 2" in lines[3] and "2 package(s) failed" in lines[3]
         assert "OK" in lines[4] and "cert 199d" in lines[4]
+        # only some devices; --check says whether anything shown needs attention
+        only = fleet("status", "--config", str(cfg), "--check", "dev-04")
+        assert only.returncode == 0 and only.stdout.splitlines()[0] == "1 device(s): 1 ok", only.stdout
+        worried = fleet("status", "--config", str(cfg), "--check", "--json", "dev-04", "dev-02")
+        assert worried.returncode == 1
+        assert [d["device"] for d in json.loads(worried.stdout)["devices"]] == ["dev-02", "dev-04"]
         cat.close()
     finally:
         for s in sims.values():
