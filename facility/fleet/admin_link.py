@@ -56,8 +56,10 @@ def parse(cfg: FleetConfig, msg: mqtt.MQTTMessage) -> tuple[str, dict[str, Any]]
                         "problems": [{"kind": "error", "text": f"its status document is unreadable: {exc}"[:300]}]}
 
 
-def snapshot(cfg: FleetConfig, *, quiet: float = 0.5, max_wait: float = 5.0) -> Statuses:
-    """Every retained status now at the broker. Raises wire.tls.TransportError in words."""
+def snapshot(cfg: FleetConfig, *, quiet: float = 0.25, max_wait: float = 5.0) -> Statuses:
+    """Every retained status now at the broker: the broker sends them right after the SUBACK, so
+    this waits for the SUBACK and then for ``quiet`` seconds without a message. Raises
+    wire.tls.TransportError in words."""
     out: Statuses = {}
     last = [time.monotonic()]
 
@@ -71,8 +73,10 @@ def snapshot(cfg: FleetConfig, *, quiet: float = 0.5, max_wait: float = 5.0) -> 
     link.connect_once()
     try:
         start = last[0] = time.monotonic()
-        while time.monotonic() - start < max_wait and time.monotonic() - last[0] < quiet:
-            if not link.loop(timeout=0.05):
+        while time.monotonic() - start < max_wait and (not link.subacks or time.monotonic() - last[0] < quiet):
+            if not link.subacks:
+                last[0] = time.monotonic()  # the quiet period starts at the SUBACK
+            if not link.loop(timeout=0.02):
                 break
         failures = link.subscription_failures()
         if failures:
