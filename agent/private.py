@@ -74,11 +74,12 @@ def make_private_files(paths: Iterable[Path]) -> None:
 
 
 def secure_agent_dirs(spool_dir: Path, state_dir: Path, log_dir: Path) -> None:
-    """Called once at agent start, before anything is written. The umask is set here, for the agent
-    process only: `labedge service install` must still write files the service account can read."""
+    """Called once at agent start, before anything is written. The umask itself is set by `labedge run`
+    (agent.cli), not here: an Agent built inside another process (tests, the demo) must not change that
+    process's umask, and `labedge service install` must still write files the service account reads.
+    A 0700 top folder alone already keeps every other account out of everything below it."""
     from config.validation import ConfigError
 
-    apply_private_umask()
     for d in (spool_dir, state_dir, log_dir):
         try:
             make_private_dir(d)
