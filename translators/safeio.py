@@ -5,6 +5,7 @@ wrong into a :class:`CorruptFile` that names the file and what was wrong.
 """
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,63 @@ def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def decode_text(data: bytes, encodings: tuple[str, ...] = ("utf-8-sig", "cp932", "latin-1")) -> tuple[str, str]:
-    """Decode with the first encoding that fits; Japanese instruments write Shift-JIS (cp932)."""
-    for enc in encodings:
-        try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError:
-            continue
-    return data.decode(encodings[-1], errors="replace"), encodings[-1] + "+replace"
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_JA_HINT = re.compile("[\u3000-\u30ff\uff01-\uff5e\u2103]")  # kana, CJK punctuation, fullwidth, ℃
+_ISOLATED_HIGH = re.compile(rb"(?<=[A-Za-z])[\x80-\xff](?=[A-Za-z])")
+
+
+def _legacy(data: bytes) -> tuple[str, str]:
+    """Shift-JIS (cp932) for Japanese instruments or cp1252 for European software, then Latin-1.
+
+    cp932 decodes many Western texts too (a lone 'é' pairs with the next letter), so it is only
+    chosen when the text looks Japanese: kana or fullwidth forms, or high bytes that come in
+    pairs rather than one between two Latin letters (``Temp\xe9rature``).
+    """
+    try:
+        ja = data.decode("cp932")
+    except UnicodeDecodeError:
+        ja = None
+    high = sum(1 for b in data if b >= 0x80)
+    isolated = len(_ISOLATED_HIGH.findall(data))
+    if ja is not None and (_JA_HINT.search(ja) or isolated * 2 < high):
+        return ja, "cp932"
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def decode_text(data: bytes, encodings: tuple[str, ...] | None = None, where: str = "") -> tuple[str, str]:
+    """Text and the encoding used: a BOM, else UTF-8, else the vendor's legacy code page.
+
+    ``where`` (file or member name) records the encoding for the translation report.
+    ``encodings`` forces an order of candidates instead (the last one decodes with replacement).
+    """
+    from translators.progress import encoding_used
+
+    text, enc = _decode(data, encodings)
+    encoding_used(where, enc)
+    return text, enc
+
+
+def _decode(data: bytes, encodings: tuple[str, ...] | None) -> tuple[str, str]:
+    if encodings:
+        for enc in encodings:
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError:
+                continue
+        return data.decode(encodings[-1], errors="replace"), encodings[-1] + "+replace"
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError:
+                return data[len(bom):].decode("utf-8", errors="replace"), enc + "+replace"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return _legacy(data)
 
 
 def is_zip(path: Path) -> bool:

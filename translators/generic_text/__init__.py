@@ -37,13 +37,14 @@ def _numeric(parts: list[str]) -> list[float] | None:
         return None
 
 
-def _decode(data: bytes, encodings: list[str]) -> str:
-    for enc in encodings:
-        try:
-            return data.decode(enc)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return data.decode("latin-1", errors="replace")
+def _decode(data: bytes, encodings: list[str], where: str = "") -> str:
+    """The mapping's encodings in order, or (none given) BOM / UTF-8 / legacy code page detection."""
+    from translators.safeio import decode_text
+
+    try:
+        return decode_text(data, tuple(encodings) or None, where=where)[0].lstrip("\ufeff")
+    except LookupError:  # a mapping naming an unknown codec
+        return decode_text(data, where=where)[0].lstrip("\ufeff")
 
 
 class GenericTextTranslator:
@@ -108,7 +109,7 @@ class GenericTextTranslator:
             hint = f" (mapping errors: {'; '.join(errors)})" if errors else ""
             raise UnsupportedFile("no generic-text mapping matches " + ", ".join(p.name for p in paths) + hint)
         path, m = chosen
-        text = _decode(read_bytes(path), m.encodings)
+        text = _decode(read_bytes(path), m.encodings, path.name)
         lines = text.splitlines()
         start = self._data_start(lines, m)
         if start is None:

@@ -104,7 +104,7 @@ def parse_mapping(doc: dict[str, Any], source: str) -> TextMapping:
     return TextMapping(
         name=_req(m, "name", f"{source}: [mapping]", str), version=str(m.get("version", "1")),
         description=str(m.get("description", "")), source=source,
-        encodings=list(m.get("encodings", ["utf-8-sig", "cp932", "latin-1"])),
+        encodings=list(m.get("encodings", [])),  # empty: detect (BOM, UTF-8, cp932/cp1252)
         suffixes=[s.lower() for s in match.get("suffixes", [".txt", ".dat", ".csv"])],
         required_keys=[k.lower() for k in match.get("required_keys", [])],
         header_contains=[str(h) for h in match.get("header_contains", [])],

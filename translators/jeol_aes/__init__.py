@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from translators.safeio import decode_text as _detect_text
 from translators.common import best_score, first_matching, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 
@@ -150,7 +151,7 @@ class JeolAesTranslator:
 def _read_text(p: Path) -> str:
     if p.stat().st_size > MAX_TEXT:
         raise CorruptFile(f"{p.name}: {p.stat().st_size} bytes is too large for a JEOL tag file")
-    return p.read_bytes().decode("cp932", "replace")
+    return _detect_text(p.read_bytes(), where=p.name)[0]
 
 
 def _constant(t: dict[str, Any]) -> dict[str, Any]:

@@ -57,11 +57,10 @@ TABLE: dict[str, tuple[list[str], str, float]] = {
 STAGE_KEYS = ("stage_x", "stage_y", "stage_z", "stage_tilt", "stage_rotation")
 
 
-def decode_text(raw: bytes) -> str:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("cp932", "replace")
+def decode_text(raw: bytes, where: str = "") -> str:
+    from translators.safeio import decode_text as detect
+
+    text, _ = detect(raw, where=where)
     return text.replace("ｵm", "µm").replace("\u03bcm", "µm")
 
 
@@ -200,7 +199,7 @@ class JeolSemTranslator:
         if txt.stat().st_size > MAX_TEXT:
             raise CorruptFile(f"{txt.name}: {txt.stat().st_size} bytes is too large for a JEOL "
                               f"sidecar (at most {MAX_TEXT})")
-        keys = parse_sidecar(decode_text(txt.read_bytes()))
+        keys = parse_sidecar(decode_text(txt.read_bytes(), txt.name))
         result = TranslationResult(original={"sidecar": keys})
         result.constant, result.warnings = map_sidecar(keys)
         result.constant["file_name"] = txt.name

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from translators.safeio import decode_text as _detect_text
 from translators.common import best_score, require_file, text
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 
@@ -48,7 +49,7 @@ def _split(raw: bytes, name: str) -> tuple[list[str], bytes]:
     m = re.search(rb"EOFH\r?\n", raw)
     if not raw.startswith(b"SOFH") or m is None:
         raise CorruptFile(f"{name}: no 'EOFH' end-of-header marker (truncated PHI file)")
-    text = raw[:m.start()].decode("latin-1")
+    text = _detect_text(raw[:m.start()], where=name)[0]
     return [ln.strip() for ln in text.splitlines() if ln.strip()], raw[m.end():]
 
 

@@ -61,7 +61,7 @@ class RigakuTranslator:
         return self._result(target, sources, data, original, warnings)
 
     def _read_ras(self, path: Path) -> tuple[list[dict[str, Any]], list[np.ndarray | None], dict, list[str]]:
-        text, enc = decode_text(read_bytes(path))
+        text, enc = decode_text(read_bytes(path), where=path.name)
         scans, warnings = parse_ras(text, path.name)
         original: dict[str, Any] = {"encoding": enc}
         if len(scans) == 1:
@@ -110,7 +110,7 @@ class RigakuTranslator:
                     warnings.append(f"{path.name}: {profile} is missing; scan {idx} has metadata only")
                     data.append(None)
                     continue
-                text, _ = decode_text(zip_member(zf, profile, path.name))
+                text, _ = decode_text(zip_member(zf, profile, path.name), where=f"{path.name}/{profile}")
                 rows = [ln.split() for ln in text.splitlines() if ln.strip()]
                 try:
                     arr = np.asarray(rows, dtype=float)
