@@ -104,6 +104,10 @@ def read_vamas(path: Path, max_bytes: int = 512 * 1024 * 1024) -> VamasFile:
     # ISO 14976 is ASCII, but comments carry vendor text (a Japanese operator, a French lab)
     text = _detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff")
     lines = text.splitlines()
+    blank = 0
+    while blank < len(lines) and not lines[blank].strip():
+        blank += 1  # blank lines before the identifier (Kratos ESCApe): skipped
+    lines = lines[blank:]
     if not lines or lines[0].strip() != MAGIC:
         raise UnsupportedFile(f"{path.name}: first line is not the VAMAS format identifier")
     c = _Cursor(path, lines)
