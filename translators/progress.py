@@ -104,3 +104,28 @@ def _is_clean(exc: Exception) -> bool:
     from translators.contract import TranslatorError
 
     return isinstance(exc, TranslatorError)
+
+
+class Tracked(dict):
+    """A vendor-key dict that records which keys a code-mapping translator read (non-blank), so the
+    report's mapped/unmapped counts are true without a list kept by hand. ``prefix`` is the dict's
+    path in ``original`` (e.g. ``"para"``)."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str = "") -> None:
+        super().__init__(data)
+        self._prefix = prefix + "/" if prefix else ""
+
+    def _note(self, key: Any, value: Any) -> Any:
+        if _current is not None and value is not None and value != "":
+            _current.used_keys.add(f"{self._prefix}{key}")
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:  # type: ignore[override]
+        return self._note(key, super().get(key, default)) if key in self else default
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._note(key, super().__getitem__(key))
+
+
+def track(data: Mapping[str, Any], prefix: str = "") -> Tracked:
+    return Tracked(data, prefix)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from translators.progress import track
 from translators.safeio import decode_text as _detect_text
 from translators.common import best_score, first_matching, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
@@ -110,6 +111,7 @@ class JeolAesTranslator:
             for k, v in parse_tags(_read_text(idf)).items():
                 tags.setdefault(k, v)
         res = TranslationResult(original={"para": tags})
+        tags = track(tags, "para")  # the report counts the tags the code below reads as mapped
         res.constant = _constant(tags)
         rois = _rois(tags)
         res.variable = [r["meta"] for r in rois]
