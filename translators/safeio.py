@@ -42,6 +42,9 @@ def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 _JA_HINT = re.compile("[\u3000-\u30ff\uff01-\uff5e\u2103]")  # kana, CJK punctuation, fullwidth, ℃
+# what a Western text decoded as cp932 produces: private-use code points, halfwidth katakana
+# (JEOL's own "ｵm" for µm excepted)
+_JA_JUNK = re.compile("[\ue000-\uf8ff]|[\uff61-\uff9f](?!m)")
 _ISOLATED_HIGH = re.compile(rb"(?<=[A-Za-z])[\x80-\xff](?=[A-Za-z])")
 
 
@@ -49,17 +52,19 @@ def _legacy(data: bytes) -> tuple[str, str]:
     """Shift-JIS (cp932) for Japanese instruments or cp1252 for European software, then Latin-1.
 
     cp932 decodes many Western texts too (a lone 'é' pairs with the next letter), so it is only
-    chosen when the text looks Japanese: kana or fullwidth forms, or high bytes that come in
-    pairs rather than one between two Latin letters (``Temp\xe9rature``).
+    chosen when the result looks Japanese: kana, CJK punctuation or fullwidth forms and no junk,
+    or (kanji only) no junk and high bytes that come in pairs rather than one between two Latin
+    letters (``Temp\xe9rature``).
     """
     try:
         ja = data.decode("cp932")
     except UnicodeDecodeError:
         ja = None
-    high = sum(1 for b in data if b >= 0x80)
-    isolated = len(_ISOLATED_HIGH.findall(data))
-    if ja is not None and (_JA_HINT.search(ja) or isolated * 2 < high):
-        return ja, "cp932"
+    if ja is not None and not _JA_JUNK.search(ja):
+        high = sum(1 for b in data if b >= 0x80)
+        isolated = len(_ISOLATED_HIGH.findall(data))
+        if _JA_HINT.search(ja) or isolated * 2 < high:
+            return ja, "cp932"
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError:
