@@ -21,6 +21,7 @@ class Progress:
     constant: dict[str, Any] = field(default_factory=dict)   # vocabulary terms mapped so far
     used_keys: set[str] = field(default_factory=set)         # vendor keys a vocabulary term read
     encodings: dict[str, str] = field(default_factory=dict)  # file/member -> text encoding used
+    warnings: list[str] = field(default_factory=list)        # from the shared readers (trailing bytes...)
     header: bool = False
 
     def as_result(self, error: str) -> Any:
@@ -33,6 +34,7 @@ class Progress:
         """Hand the keys used and the encodings found to the result (the writer reads only the result)."""
         result.used_keys = sorted(set(result.used_keys) | self.used_keys)
         result.encodings = {**self.encodings, **result.encodings}
+        result.warnings = [w for w in self.warnings if w not in result.warnings] + list(result.warnings)
         return result
 
 
@@ -70,6 +72,12 @@ def mapped(source: Mapping[str, Any], constant: Mapping[str, Any], used: Iterabl
     for k, v in constant.items():
         _current.constant.setdefault(k, v)
     _current.header = _current.header or bool(source)
+
+
+def warn(message: str) -> None:
+    """A shared reader tolerated something (trailing bytes, a BOM): the report must say so."""
+    if _current is not None and message not in _current.warnings:
+        _current.warnings.append(message)
 
 
 def encoding_used(where: str, encoding: str) -> None:

@@ -104,6 +104,50 @@ def _decode(data: bytes, encodings: tuple[str, ...] | None) -> tuple[str, str]:
         return _legacy(data)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+_CLEAN_PREFIX = re.compile(r"^[\t -~]*")
+_LATIN_HIGH = re.compile("[\x80-\xff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
+
+
+def _junk(line: str) -> bool:
+    """Bytes that are not text: control characters, or a line mostly of Latin-1 high characters
+    (how random bytes decode; real Western text has a few accents, Japanese text none of these)."""
+    s = line.rstrip("\r\n")
+    return bool(_CONTROL.search(s)) or (len(s) >= 3 and len(_LATIN_HIGH.findall(s)) * 4 >= len(s))
+
+
+def without_trailing_junk(text: str, where: str) -> str:
+    """The text without bytes appended after its last line (a copy tool's padding, a crashed write).
+
+    Trailing junk lines are dropped; a last real line with junk glued to it is cut where its
+    printable ASCII ends. The report says how many characters were ignored.
+    """
+    lines = text.splitlines(keepends=True)
+    cut = 0
+    while lines and _junk(lines[-1]):
+        last = lines.pop()
+        keep = _CLEAN_PREFIX.match(last).group(0)
+        if len(keep.strip()) >= 1 and not _junk(keep) and len(keep) < len(last.rstrip("\r\n")) \
+                and (not lines or lines[-1].endswith(("\n", "\r"))) and _looks_like_previous(keep, lines):
+            lines.append(keep)
+            cut += len(last) - len(keep)
+            break
+        cut += len(last)
+    if not cut:
+        return text
+    from translators.progress import warn
+
+    warn(f"{where}: {cut} characters after the last line of data are not text and were ignored "
+         "(trailing bytes or padding)")
+    return "".join(lines)
+
+
+def _looks_like_previous(keep: str, lines: list[str]) -> bool:
+    """A cut line is kept only if it has as many fields as the line before (a data row)."""
+    prev = next((ln for ln in reversed(lines) if ln.strip()), "")
+    return len(keep.split()) == len(prev.split()) and len(keep.split(",")) == len(prev.split(","))
+
+
 def is_zip(path: Path) -> bool:
     return read_head(path, 4) == b"PK\x03\x04"
 
@@ -135,14 +179,43 @@ def zip_member(zf: zipfile.ZipFile, name: str, archive: str) -> bytes:
 
 
 def parse_xml(data: bytes, where: str) -> ET.Element:
-    """Parse XML that may not declare entities (no billion-laughs, no external entities)."""
+    """Parse XML that may not declare entities (no billion-laughs, no external entities).
+
+    Bytes after the root element's end tag (padding, a truncated copy's junk) are ignored with
+    a warning in the report; a document that is damaged inside is still CorruptFile.
+    """
     head = data[:4096]
     if b"<!ENTITY" in head or b"<!DOCTYPE" in head:
         raise CorruptFile(f"{where}: XML with DOCTYPE/ENTITY declarations is not accepted")
     try:
         return ET.fromstring(data)
     except ET.ParseError as exc:
-        raise CorruptFile(f"{where}: not well-formed XML ({exc}); truncated or damaged?") from None
+        first = exc
+    root = parse_until_root_end(data, where)
+    if root is not None:
+        return root
+    raise CorruptFile(f"{where}: not well-formed XML ({first}); truncated or damaged?") from None
+
+
+def parse_until_root_end(data: bytes, where: str) -> ET.Element | None:
+    """The document up to the root element's end tag, if bytes follow it; None if that fails too."""
+    head = data[:1 << 16]
+    m = re.search(rb"<([A-Za-z_][\w.:-]*)", re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S))
+    end = data.rfind(b"</" + m.group(1) + b">") if m else -1
+    if end > 0:
+        stop = data.index(b">", end) + 1
+        if data[stop:].strip():
+            try:
+                root = ET.fromstring(data[:stop])
+            except ET.ParseError:
+                pass
+            else:
+                from translators.progress import warn
+
+                warn(f"{where}: {len(data) - stop} bytes after the closing </{m.group(1).decode()}> were ignored "
+                     "(trailing bytes or padding)")
+                return root
+    return None
 
 
 def local(tag: str) -> str:

@@ -39,12 +39,13 @@ def _numeric(parts: list[str]) -> list[float] | None:
 
 def _decode(data: bytes, encodings: list[str], where: str = "") -> str:
     """The mapping's encodings in order, or (none given) BOM / UTF-8 / legacy code page detection."""
-    from translators.safeio import decode_text
+    from translators.safeio import decode_text, without_trailing_junk
 
     try:
-        return decode_text(data, tuple(encodings) or None, where=where)[0].lstrip("\ufeff")
+        text = decode_text(data, tuple(encodings) or None, where=where)[0].lstrip("\ufeff")
     except LookupError:  # a mapping naming an unknown codec
-        return decode_text(data, where=where)[0].lstrip("\ufeff")
+        text = decode_text(data, where=where)[0].lstrip("\ufeff")
+    return without_trailing_junk(text, where) if where else text
 
 
 class GenericTextTranslator:

@@ -54,7 +54,11 @@ class SpecsXmlTranslator:
         try:
             root = ET.fromstring(raw)
         except ET.ParseError as e:
-            raise CorruptFile(f"{path.name}: XML is not well formed ({e}); truncated?") from None
+            from translators.safeio import parse_until_root_end
+
+            root = parse_until_root_end(raw, path.name)  # trailing bytes after the document
+            if root is None:
+                raise CorruptFile(f"{path.name}: XML is not well formed ({e}); truncated?") from None
         res = TranslationResult()
         c: dict[str, Any] = {}
         m = re.search(rb"<!--\s*(CORBA XML document created by [^>]*?)-->", raw[:1000])

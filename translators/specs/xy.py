@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from translators.safeio import decode_text as _detect_text
+from translators.safeio import decode_text as _detect_text, without_trailing_junk
 from translators.common import best_score, num, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 from translators.specs.common import MODES
@@ -57,7 +57,7 @@ class SpecsXyTranslator:
                             "(expected '# Created by: SpecsLab Prodigy')")
         if path.stat().st_size > MAX_BYTES:
             raise CorruptFile(f"{path.name}: larger than {MAX_BYTES} bytes")
-        lines = _detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff").splitlines()
+        lines = without_trailing_junk(_detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff"), path.name).splitlines()
         file_hdr: dict[str, str] = {}
         regions: list[dict[str, Any]] = []
         group = None

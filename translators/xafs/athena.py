@@ -71,9 +71,14 @@ def _json_groups(src: str, name: str) -> tuple[list[str], list[dict[str, Any]], 
     import json
 
     try:
-        doc = json.loads(src)
+        doc, end = json.JSONDecoder().raw_decode(src.lstrip("\ufeff \r\n\t"))
     except ValueError as exc:
         raise CorruptFile(f"{name}: not valid JSON ({exc}); truncated or damaged?") from None
+    rest = src.lstrip("\ufeff \r\n\t")[end:]
+    if rest.strip():
+        from translators.progress import warn
+
+        warn(f"{name}: {len(rest)} characters after the JSON document were ignored (trailing bytes)")
     if not isinstance(doc, dict):
         raise CorruptFile(f"{name}: a JSON Athena project must be an object")
     header = [str(v).lstrip("#").strip() for k, v in doc.items() if k.startswith("_____header")]

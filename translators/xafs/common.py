@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from translators.safeio import decode_text as _detect_text
+from translators.safeio import decode_text as _detect_text, without_trailing_junk
 from translators.contract import CorruptFile
 
 HC_EV_ANGSTROM = 12398.419843  # h*c in eV·Å (CODATA 2018)
@@ -20,7 +20,7 @@ def read_text(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
     size = path.stat().st_size
     if size > limit:
         raise CorruptFile(f"{path.name}: {size} bytes exceeds the {limit} byte limit for XAFS text")
-    return _detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff")
+    return without_trailing_junk(_detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff"), path.name)
 
 
 def float_row(path: Path, lineno: int, parts: list[str], line: str) -> list[float]:
