@@ -27,6 +27,19 @@ def read_head(path: Path, n: int = 4096) -> bytes:
         return b""
 
 
+_TEXT_LEAD = b"\xef\xbb\xbf\r\n\t "
+
+
+def text_start(data: bytes) -> bytes:
+    """Text without a UTF-8 BOM and blank leading lines (sniffers and readers of text formats)."""
+    return data.lstrip(_TEXT_LEAD)
+
+
+def read_text_head(path: Path, n: int = 4096) -> bytes:
+    """Like :func:`read_head` for text formats: BOM and blank leading lines skipped."""
+    return text_start(read_head(path, n + 256))[:n]
+
+
 def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     try:
         size = path.stat().st_size
@@ -124,6 +137,9 @@ def without_trailing_junk(text: str, where: str) -> str:
     """
     lines = text.splitlines(keepends=True)
     cut = 0
+    # random bytes split by a stray newline leave short printable fragments between junk lines
+    while len(lines) > 1 and len(lines[-1].strip()) <= 8 and _junk(lines[-2]) and not _junk(lines[-1]):
+        cut += len(lines.pop())
     while lines and _junk(lines[-1]):
         last = lines.pop()
         keep = _CLEAN_PREFIX.match(last).group(0)
@@ -133,6 +149,8 @@ def without_trailing_junk(text: str, where: str) -> str:
             cut += len(last) - len(keep)
             break
         cut += len(last)
+        while len(lines) > 1 and len(lines[-1].strip()) <= 8 and _junk(lines[-2]) and not _junk(lines[-1]):
+            cut += len(lines.pop())
     if not cut:
         return text
     from translators.progress import warn
@@ -184,6 +202,7 @@ def parse_xml(data: bytes, where: str) -> ET.Element:
     Bytes after the root element's end tag (padding, a truncated copy's junk) are ignored with
     a warning in the report; a document that is damaged inside is still CorruptFile.
     """
+    data = text_start(data)  # a BOM or blank lines before <?xml ...?> (a re-saved file)
     head = data[:4096]
     if b"<!ENTITY" in head or b"<!DOCTYPE" in head:
         raise CorruptFile(f"{where}: XML with DOCTYPE/ENTITY declarations is not accepted")
@@ -191,10 +210,32 @@ def parse_xml(data: bytes, where: str) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as exc:
         first = exc
+    recoded = _recoded(data, where)
+    if recoded is not None:
+        return recoded
     root = parse_until_root_end(data, where)
     if root is not None:
         return root
     raise CorruptFile(f"{where}: not well-formed XML ({first}); truncated or damaged?") from None
+
+
+def _recoded(data: bytes, where: str) -> ET.Element | None:
+    """XML that declares (or defaults to) UTF-8 but was saved in a legacy code page."""
+    try:
+        data.decode("utf-8")
+        return None  # valid UTF-8: the problem is elsewhere
+    except UnicodeDecodeError:
+        pass
+    text, enc = decode_text(data, where=where)
+    body = re.sub(r"^<\?xml[^>]*\?>", '<?xml version="1.0" encoding="UTF-8"?>', text.lstrip("\ufeff"))
+    try:
+        root = ET.fromstring(body.encode("utf-8"))
+    except ET.ParseError:
+        return None
+    from translators.progress import warn
+
+    warn(f"{where}: the XML is not valid UTF-8 as declared; read as {enc}")
+    return root
 
 
 def parse_until_root_end(data: bytes, where: str) -> ET.Element | None:

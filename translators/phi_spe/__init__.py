@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from translators import progress
-from translators.safeio import decode_text as _detect_text
+from translators.safeio import decode_text as _detect_text, read_text_head, text_start
 from translators.common import best_score, require_file, text
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 
@@ -47,6 +47,7 @@ _STR = {"Technique": "technique", "FileType": "file_type", "InstrumentModel": "i
 
 
 def _split(raw: bytes, name: str) -> tuple[list[str], bytes]:
+    raw = text_start(raw)  # a BOM or blank lines before SOFH
     m = re.search(rb"EOFH\r?\n", raw)
     if not raw.startswith(b"SOFH") or m is None:
         raise CorruptFile(f"{name}: no 'EOFH' end-of-header marker (truncated PHI file)")
@@ -55,16 +56,14 @@ def _split(raw: bytes, name: str) -> tuple[list[str], bytes]:
 
 
 def _score(p: Path) -> float:
-    with open(p, "rb") as fh:
-        h = fh.read(65536)
+    h = read_text_head(p, 65536)
     if not h.startswith(b"SOFH"):
         return 0.0
     return 0.97 if b"EOFH" in h or b"Technique:" in h else 0.7
 
 
 def _starts_sofh(p: Path) -> bool:
-    with open(p, "rb") as fh:
-        return fh.read(4) == b"SOFH"
+    return read_text_head(p, 4) == b"SOFH"
 
 
 class PhiSpeTranslator:

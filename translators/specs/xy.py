@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from translators.safeio import decode_text as _detect_text, without_trailing_junk
+from translators.safeio import decode_text as _detect_text, read_text_head, without_trailing_junk
 from translators.common import best_score, num, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 from translators.specs.common import MODES
@@ -37,8 +37,7 @@ def _is_xy(head: bytes) -> bool:
 
 
 def _is_xy_file(p: Path) -> bool:
-    with open(p, "rb") as fh:
-        return _is_xy(fh.read(2048))
+    return _is_xy(read_text_head(p, 2048))
 
 
 class SpecsXyTranslator:
