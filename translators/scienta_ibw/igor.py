@@ -50,7 +50,7 @@ def read_ibw(b: bytes, where: str) -> Wave:
 
     if ver == 5:
         _, _, wfm, formula, note, deu = unpack("hhiiii", 0)
-        dimeu = list(unpack("4i", 24))
+        dimeu = list(unpack("4i", 20))
         wh = 64
         npnts, typ = unpack("ih", wh + 12)
         name = b[wh + 28:wh + 60].split(b"\0", 1)[0].decode("latin-1")

@@ -138,7 +138,9 @@ class AthenaTranslator:
             for key, a in _GROUP_NUM.items():
                 put(v, key, num(args.get(a)))
             put(v, "fft_window", text(args.get("fft_kwindow")))
-            src_file = text(args.get("file") or args.get("source"))
+            # Demeter writes '@&^^null^^&@' for "no value"
+            src_file = text(next((a for a in (args.get("file"), args.get("source"))
+                                  if a and str(a) != "@&^^null^^&@"), None))
             # Only the base name: paths inside data are never opened or trusted.
             put(v, "group_source_file", src_file.replace("\\", "/").rsplit("/", 1)[-1] if src_file else None)
             table = _table(path, gi, g, args)
