@@ -23,12 +23,13 @@ class Progress:
     encodings: dict[str, str] = field(default_factory=dict)  # file/member -> text encoding used
     warnings: list[str] = field(default_factory=list)        # from the shared readers (trailing bytes...)
     header: bool = False
+    vocabulary: dict[str, Any] | None = None                 # for translators configured by data
 
     def as_result(self, error: str) -> Any:
         from translators.contract import TranslationResult
 
         return self.stamp(TranslationResult(constant=dict(self.constant), original=dict(self.original),
-                                            warnings=[error]))
+                                            warnings=[error], vocabulary=self.vocabulary))
 
     def stamp(self, result: Any) -> Any:
         """Hand the keys used and the encodings found to the result (the writer reads only the result)."""
@@ -52,10 +53,14 @@ def current() -> Progress | None:
     return _current
 
 
-def header_read(original: Mapping[str, Any], constant: Mapping[str, Any] | None = None) -> None:
-    """The vendor header is read: from here on an exception keeps this as a partial result."""
+def header_read(original: Mapping[str, Any], constant: Mapping[str, Any] | None = None,
+                vocabulary: dict[str, Any] | None = None) -> None:
+    """The vendor header is read: from here on an exception keeps this as a partial result.
+    ``vocabulary``: the result's own vocabulary, for translators configured by data (generic-text)."""
     if _current is None:
         return
+    if vocabulary is not None:
+        _current.vocabulary = vocabulary
     _current.original.update(original)
     if constant:
         _current.constant.update(constant)

@@ -58,25 +58,26 @@ _JA_HINT = re.compile("[\u3000-\u30ff\uff01-\uff5e\u2103]")  # kana, CJK punctua
 # what a Western text decoded as cp932 produces: private-use code points, halfwidth katakana
 # (JEOL's own "ｵm" for µm excepted)
 _JA_JUNK = re.compile("[\ue000-\uf8ff]|[\uff61-\uff9f](?!m)")
-_ISOLATED_HIGH = re.compile(rb"(?<=[A-Za-z])[\x80-\xff](?=[A-Za-z])")
+_CJK = "\u3040-\u30ff\u4e00-\u9fff"
+_CJK_BETWEEN_LATIN = re.compile(f"(?<=[A-Za-z])[{_CJK}](?=[A-Za-z])")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
 
 
 def _legacy(data: bytes) -> tuple[str, str]:
     """Shift-JIS (cp932) for Japanese instruments or cp1252 for European software, then Latin-1.
 
-    cp932 decodes many Western texts too (a lone 'é' pairs with the next letter), so it is only
-    chosen when the result looks Japanese: kana, CJK punctuation or fullwidth forms and no junk,
-    or (kanji only) no junk and high bytes that come in pairs rather than one between two Latin
-    letters (``Temp\xe9rature``).
+    cp932 decodes many Western texts too (a lone 'é' pairs with the next letter into a kanji),
+    so it is chosen only when the result looks Japanese: no junk (private-use code points,
+    stray halfwidth katakana), and kana, CJK punctuation or fullwidth forms, or kanji that are
+    mostly not wedged between two Latin letters (``Temp駻ature`` is a misread ``Température``).
     """
     try:
         ja = data.decode("cp932")
     except UnicodeDecodeError:
         ja = None
     if ja is not None and not _JA_JUNK.search(ja):
-        high = sum(1 for b in data if b >= 0x80)
-        isolated = len(_ISOLATED_HIGH.findall(data))
-        if _JA_HINT.search(ja) or isolated * 2 < high:
+        wedged = len(_CJK_BETWEEN_LATIN.findall(ja))
+        if _JA_HINT.search(ja) or len(_CJK_CHAR.findall(ja)) > 2 * wedged:
             return ja, "cp932"
     try:
         return data.decode("cp1252"), "cp1252"

@@ -82,6 +82,7 @@ def test_truncated_depth_profile_is_partial_through_the_sandbox(tmp_path: Path) 
     ("試料名: 銅、測定".encode("cp932"), "cp932", "試料名: 銅、測定"),
     ("Température: 25 °C, Größe 10 µm".encode("cp1252"), "cp1252", "Température: 25 °C, Größe 10 µm"),
     ("Opérateur – “réglage”".encode("cp1252"), "cp1252", "Opérateur – “réglage”"),
+    ("Operator=渡田\r\nSample=ZnO".encode("cp932"), "cp932", "Operator=渡田\r\nSample=ZnO"),
 ])
 def test_encoding_detection_order(raw: bytes, encoding: str, text: str) -> None:
     got, enc = decode_text(raw)
