@@ -96,6 +96,19 @@ def test_bruker_esprit_spx_eds_and_micro_xrf(out_root: Path) -> None:
     assert xrf.c("acquisition_date") == ("2021-03-23T10:57:41", None) and xrf.c("live_time") == (28.046, "s")
 
 
+def test_bruker_bcf_header_overview_and_sum_spectrum(out_root: Path) -> None:
+    bcf = run(out_root, "bruker_eds/bcf_v2_50x50px.bcf", expect="bruker-bcf")
+    assert bcf.c("beam_energy") == (20.0, "kV") and bcf.c("magnification")[0] == pytest.approx(9321.985174)
+    assert bcf.c("working_distance")[0] == pytest.approx(5.0, abs=1e-4) and bcf.c("sfs_version") == ("2.8", None)
+    assert bcf.c("map_width") == (50, "pixel") and bcf.c("overview_width") == (1100, "pixel")
+    assert bcf.c("regions") == ("C, O, Al, Cu, Ag", None) and bcf.c("acquisition_date") == ("2017-03-14T19:04:11", None)
+    assert bcf.c("energy_per_channel") == (0.009996, "keV") and len(bcf.csv("bcf_v2_50x50px_sum")) == 2049
+    assert bcf.rep["status"] == "partial" and any("hypermap" in w and "not decoded" in w for w in bcf.rep["warnings"])
+    import h5py
+    with h5py.File(bcf.dir / "structured" / "bcf_v2_50x50px.h5") as h5:
+        assert h5["overview"].shape == (825, 1100)
+
+
 def test_velox_emd_images_with_per_dataset_metadata(out_root: Path) -> None:
     ceta = run(out_root, "velox_emd/Camera_Ceta_Diffraction_Micro.emd", expect="velox-emd")
     assert ceta.c("acceleration_voltage") == (300.0, "kV") and ceta.c("camera_length")[0] == pytest.approx(378.0)
