@@ -8,6 +8,7 @@ counts are bounded, so a damaged file ends in CorruptFile, never a hang.
 """
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
 
@@ -22,13 +23,14 @@ MAX_DEPTH = 64
 _JA_POSITION = b"\xce\xdf\xb0\xc4"  # "ポート" in halfwidth katakana (cp932), JEOL's position key
 
 
+_ITEM_START = re.compile(rb"\x01([\x02-\x40])\x00\x00\x00")
+
+
 def find_tree(b: bytes, limit: int = 4096) -> int | None:
     """Offset of the first plausible item: 0x01, a short name of printable bytes, a known type."""
-    for off in range(0, min(limit, len(b) - 16)):
-        if b[off] != 1:
-            continue
-        (n,) = struct.unpack_from("<I", b, off + 1)
-        if not 2 <= n <= 64 or off + 5 + n + 8 > len(b):
+    for m in _ITEM_START.finditer(b, 0, min(len(b), limit + 5)):
+        off, n = m.start(), m.group(1)[0]
+        if off + 5 + n + 8 > len(b):
             continue
         name = b[off + 5:off + 5 + n]
         if name[-1:] != b"\0" or not all(32 <= c < 127 for c in name[:-1]):
