@@ -160,3 +160,17 @@ def test_report_counts_are_true_for_every_sample(tmp_path: Path) -> None:
             wrong[src.name] = c
     assert checked >= 50
     assert not wrong, wrong
+
+
+def test_repeated_sidecar_keys_are_all_kept(tmp_path: Path) -> None:
+    """JEOL sidecars may repeat a key (a second $CM_COMMENT): every value survives."""
+    from translators.jeol_sem import JeolSemTranslator
+
+    src = VARIANTS / "sem_jeol_zeiss" / "jeol_8530F_image000.txt"
+    if not src.exists():
+        pytest.skip("samples-variants absent")
+    txt = tmp_path / "rep.txt"
+    txt.write_bytes(src.read_bytes() + b"$CM_COMMENT first note\n$CM_COMMENT second note\n")
+    result, error = progress.translate(JeolSemTranslator(), [txt])
+    assert error is None
+    assert result.original["sidecar_repeated"]["$CM_COMMENT"][-2:] == ["first note", "second note"]
