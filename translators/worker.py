@@ -130,6 +130,15 @@ def run_request(req: dict[str, Any]) -> int:
                            known_sha256=_KNOWN_SHA256, error=error)
     if scores:
         report["sniff_scores"] = dict(scores)
+    if req.get("rde_template"):
+        from translators.rde_template import TemplateError, write_template
+
+        try:
+            report = write_template(out, Path(req["rde_template"]), report)
+        except TemplateError as exc:
+            report["warnings"] = list(report["warnings"]) + [f"{exc}; the package keeps labedge's vocabulary"]
+            report["status"] = "partial"
+    if scores or req.get("rde_template"):
         write_json(out / "labedge" / "translation_report.json", report)
     return EXIT_OK
 
