@@ -28,6 +28,8 @@ from translators.writer import ValueRejected, coerce, flatten, write_json
 CONVENTIONS: dict[str, dict[str, str]] = {
     "meas_scan_axis_x": {"TwoThetaTheta": "2Theta-Theta", "2θ/θ": "2Theta-Theta"},
     "meas_cond_xg_wave_type": {"Ka": "K_alpha", "Ka1": "K_alpha1"},
+    "axisname": {"TwoThetaTheta": "2Theta-Theta", "2θ/θ": "2Theta-Theta"},  # .rasx
+    "wavetype": {"Ka": "K_alpha", "Ka1": "K_alpha1"},
 }
 
 
@@ -46,7 +48,7 @@ def load_template(path: Path) -> dict[str, Any]:
 
 
 def _norm(key: str) -> str:
-    return key.rsplit("/", 1)[-1].lstrip("*$").strip().lower()
+    return key.rsplit("/", 1)[-1].lstrip("*$@").strip().lower()
 
 
 def _groups(original: dict[str, Any]) -> list[dict[str, Any]]:
@@ -74,10 +76,10 @@ def apply_template(original: dict[str, Any], template: dict[str, Any]) -> tuple[
         for i in rows:
             src = groups[i]
             raw = src.get(_norm(orig))
-            if raw is None:
-                continue
+            if raw is None or raw == "":
+                continue  # an empty element is absent, as in the official outputs
             if isinstance(raw, str) and not raw.strip() and term["schema"].get("type") != "string":
-                continue  # a blank number is absent; a blank text is written as "" (as the official programs do)
+                continue  # a blank number is absent; a blank text (" ") is written as "" (as the official programs do)
             if isinstance(raw, str):
                 raw = CONVENTIONS.get(_norm(orig), {}).get(raw.strip(), raw)
             try:

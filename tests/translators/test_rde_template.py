@@ -1,4 +1,4 @@
-"""An official NIMS template's vocabulary (issue 14 §3, first step): for every Rigaku .ras sample
+"""An official NIMS template's vocabulary (issue 14 §3, first step): for every Rigaku .ras/.rasx sample
 the official RDE_XRD program ran on, labedge writes metadata.json key by key equal to the official
 program's output, valid against the official metadata-def.json; labedge's own richer metadata is
 kept under labedge/."""
@@ -14,8 +14,8 @@ from _helpers import SAMPLES, assert_rde_valid
 from translators.pipeline import translate_into
 
 OFFICIAL = SAMPLES.parent / "rde-official"
-RAS_DEF = OFFICIAL / "templates/RDE_XRD/template/rigaku/tasksupport/metadata-def_rigaku_ras.json"
-CASES = sorted((OFFICIAL / "outputs" / "RDE_XRD").glob("rigaku_xrd__*.ras.metadata.json")) if OFFICIAL.is_dir() else []
+DEFS = OFFICIAL / "templates/RDE_XRD/template/rigaku/tasksupport"
+CASES = sorted((OFFICIAL / "outputs" / "RDE_XRD").glob("rigaku_xrd__*.metadata.json")) if OFFICIAL.is_dir() else []
 
 
 def _equal(a, b) -> bool:
@@ -26,12 +26,13 @@ def _equal(a, b) -> bool:
 
 
 @pytest.mark.parametrize("official", CASES, ids=[c.name.split("__", 1)[1].replace(".metadata.json", "") for c in CASES])
-def test_ras_metadata_equals_the_official_program_key_by_key(official: Path, tmp_path: Path, rde_validate: Path) -> None:
+def test_rigaku_metadata_equals_the_official_program_key_by_key(official: Path, tmp_path: Path, rde_validate: Path) -> None:
     sample = SAMPLES / "rigaku_xrd" / official.name.split("__", 1)[1].replace(".metadata.json", "")
     raw = tmp_path / "spool" / sample.name
     raw.parent.mkdir()
     raw.write_bytes(sample.read_bytes())
     data = tmp_path / "data"
+    RAS_DEF = DEFS / f"metadata-def_rigaku_{sample.suffix.lstrip('.')}.json"
     out = translate_into([raw], data, timeout_s=60, rde_template=RAS_DEF)
     assert out.status in ("ok", "partial"), out.report
     ours = json.loads((data / "meta" / "metadata.json").read_text(encoding="utf-8"))
