@@ -77,7 +77,15 @@ def compare(folder: str, out_file: Path) -> dict:
             equal += _same(ours[orig], v)
         elif any(_same(x, v) for x in all_values if v not in (None, "")):
             elsewhere += 1
+    from translators.rde_template import apply_template
+
+    tmeta, _ = apply_template(json.loads(json.dumps(result.original, default=str)), official_def)
+    tvals = dict((k, e.get("value")) for k, e in tmeta["constant"].items())
+    for row in tmeta["variable"][:1]:
+        tvals.update((k, e.get("value")) for k, e in row.items())
+    in_template = sum(1 for k, v in values if k in tvals and _same(tvals[k], v))
     return {"template": folder, "sample": sample_rel, "translator": t.name, "official_keys": len(values),
+            "template_equal": in_template,
             "covered": covered, "equal": equal, "elsewhere": elsewhere,
             "same_names": sum(1 for k, _ in values if k in {m["key"] for m in rep["mapped"]})}
 
@@ -86,11 +94,11 @@ def main() -> None:
     rows = [compare(f.name, o) for f in sorted((OFFICIAL / "outputs").iterdir()) for o in sorted(f.glob("*.json"))]
     md = "--markdown" in sys.argv
     if md:
-        print("| template | sample | translator | official keys | same key name | covered (same vendor key) | equal | value under another key |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| template | sample | translator | official keys | same key name | covered (same vendor key) | equal | value under another key | equal with --rde-template |")
+        print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cells = [r["template"], r["sample"], r["translator"], r["official_keys"], r["same_names"], r["covered"],
-                 r["equal"], r["elsewhere"]]
+                 r["equal"], r["elsewhere"], r["template_equal"]]
         print(("| " + " | ".join(map(str, cells)) + " |") if md else "  ".join(map(str, cells)))
 
 
