@@ -82,7 +82,8 @@ def run_translate(args: argparse.Namespace) -> int:
             shutil.copy2(f, dst)
             copies.append(dst)
         outcome = translate_into(copies, data, translator=args.translator, timeout_s=args.timeout,
-                                 memory_mb=args.memory_mb)
+                                 memory_mb=args.memory_mb,
+                                 rde_template=Path(args.rde_template).resolve() if args.rde_template else None)
         failures += not outcome.ok
         results.append({"name": name, "data_dir": str(data), **outcome.report})
         if not args.json:
@@ -117,6 +118,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement (default 120)")
     p.add_argument("--memory-mb", type=int, default=2048, help="memory limit of the translator (default 2048)")
     p.add_argument("--json", action="store_true", help="print the translation reports as JSON")
+    p.add_argument("--rde-template", metavar="METADATA_DEF",
+                   help="an official RDE template's metadata-def.json: write metadata in its vocabulary")
     p.add_argument("-v", "--verbose", action="store_true", help="show mapped terms of every scan")
     p.set_defaults(func=run_translate)
     q = subparsers.add_parser("translators", help="list installed translators with version and load errors")
