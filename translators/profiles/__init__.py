@@ -1,0 +1,125 @@
+"""Output profiles: a package in the vocabulary of one of NIMS's official RDE templates (issue 14 §3).
+
+A profile post-processes what a translator wrote (``labedge/original_metadata.json``) into the
+official template's keys, sections and value conventions. The template files themselves are the
+site's (NIMS publishes them, MIT); labedge ships none of them: a profile knows where each template
+keeps its ``metadata-def.json`` and ``invoice.schema.json`` inside the official repositories, and
+the site points ``templates_root`` at its checkout of them.
+
+Generic keys (one vendor key per term, Rigaku) use ``translators.rde_template``; the profiles here
+handle templates whose terms are computed (VAMAS blocks, DM tag trees, dates split in parts).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from translators.writer import write_json
+
+#: build(original_metadata, template_def, data_dir) -> (metadata {"constant","variable"}, warnings)
+Builder = Callable[[dict[str, Any], dict[str, Any], Path], tuple[dict[str, Any], list[str]]]
+
+
+class ProfileError(ValueError):
+    """Unknown profile, or the official template files are not where the site said."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    translators: tuple[str, ...]           # labedge translators whose output it accepts
+    repo: str                              # the official repository (folder name under templates_root)
+    tasksupport: str                       # folder of the template inside the repository
+    builder: Builder
+    #: metadata-def file name by variant (file suffix or method); "" = the only one
+    defs: dict[str, str] = field(default_factory=lambda: {"": "metadata-def.json"})
+    raw_folder: str = "nonshared_raw"     # where the official template keeps the vendor file
+
+    def def_path(self, root: Path, variant: str = "") -> Path:
+        name = self.defs.get(variant) or self.defs.get("") or next(iter(self.defs.values()))
+        return Path(root) / self.repo / self.tasksupport / name
+
+    def invoice_schema_path(self, root: Path) -> Path:
+        return Path(root) / self.repo / self.tasksupport / "invoice.schema.json"
+
+
+def _registry() -> dict[str, Profile]:
+    from translators.profiles import aes, dm, vamas, xrd
+
+    return {p.name: p for p in (*xrd.PROFILES, *vamas.PROFILES, *dm.PROFILES, *aes.PROFILES)}
+
+
+def names() -> list[str]:
+    return sorted(_registry())
+
+
+def get(name: str) -> Profile:
+    try:
+        return _registry()[name]
+    except KeyError:
+        raise ProfileError(f"unknown RDE template {name!r}; known: {', '.join(names())}") from None
+
+
+def suggest(translator: str) -> list[str]:
+    """The official templates that accept a translator's output (for ``labedge translators``)."""
+    return [p.name for p in _registry().values() if translator in p.translators]
+
+
+def load_def(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProfileError(f"official metadata-def {path}: cannot be read ({exc})") from None
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) and "schema" in v for v in doc.values()):
+        raise ProfileError(f"official metadata-def {path}: not a metadata-def.json (every term needs a schema)")
+    return doc
+
+
+def variant_of(profile: Profile, data_dir: Path, original: dict[str, Any]) -> str:
+    """Which of the profile's metadata-defs applies (by the raw file's suffix, or the DM method)."""
+    from translators.profiles import dm
+
+    if profile.name == "nims-temdm3":
+        return dm.method_of(original)
+    raws = sorted(p.suffix.lower().lstrip(".") for p in (data_dir / "raw").glob("*")) if (data_dir / "raw").is_dir() else []
+    for suffix in raws:
+        if suffix in profile.defs:
+            return suffix
+    if profile.name == "nims-em":
+        return "tif" if any(s in ("tif", "tiff") for s in raws) else "dm3"
+    return ""
+
+
+def apply_profile(data_dir: Path, name: str, templates_root: Path) -> dict[str, Any]:
+    """Rewrite ``data_dir``'s meta/metadata.json and tasksupport/metadata-def.json in the official
+    template's vocabulary; labedge's own go to labedge/labedge_metadata*.json. Returns a summary."""
+    profile = get(name)
+    data_dir = Path(data_dir)
+    original = json.loads((data_dir / "labedge" / "original_metadata.json").read_text(encoding="utf-8"))
+    variant = variant_of(profile, data_dir, original)
+    def_path = profile.def_path(templates_root, variant)
+    template = load_def(def_path)
+    metadata, warnings = profile.builder(original, template, data_dir)
+    unknown = sorted(({k for k in metadata["constant"]} | {k for r in metadata["variable"] for k in r}) - set(template))
+    if unknown:  # a builder bug, never the vendor's: refuse rather than write an invalid package
+        raise ProfileError(f"profile {name} produced keys absent from {def_path.name}: {unknown}")
+    labedge = data_dir / "labedge"
+    if not (labedge / "labedge_metadata.json").exists():
+        (data_dir / "meta" / "metadata.json").replace(labedge / "labedge_metadata.json")
+        (data_dir / "tasksupport" / "metadata-def.json").replace(labedge / "labedge_metadata-def.json")
+    write_json(data_dir / "meta" / "metadata.json", metadata)
+    write_json(data_dir / "tasksupport" / "metadata-def.json", template)
+    return {"profile": name, "metadata_def": def_path.name, "terms": len(template),
+            "written": len(metadata["constant"]) + sum(len(r) for r in metadata["variable"]),
+            "warnings": warnings}
+
+
+def entry(value: Any, term: dict[str, Any], unit: str | None = None) -> dict[str, Any]:
+    """One metadata.json entry with the template's unit (or the one the file states)."""
+    e: dict[str, Any] = {"value": value}
+    u = unit if unit is not None else term.get("unit")
+    if u and not str(u).startswith("$"):
+        e["unit"] = u
+    return e
