@@ -43,7 +43,7 @@ def _computed(block: dict[str, Any]) -> dict[str, str | None]:
     cvars = block.get("corresponding variables") or []
     return {
         "number_of_lines_in_block_comment": str(len(comment)),
-        "block_comment": "\n".join(str(c).strip() for c in comment),
+        "block_comment": "\n".join(str(c).rstrip() for c in comment),
         "values_of_experimental_variables": _text(block.get("experimental variable values") or []),
         "abscissa_end": _end(block),
         "abscissa_label": f"{block.get('abscissa label', '')} ({block.get('abscissa units', '')})",
@@ -61,7 +61,7 @@ def _lookup(src: dict[str, Any], orig: str) -> Any:
 
 def build(original: dict[str, Any], template: dict[str, Any], data_dir: Path) -> tuple[dict[str, Any], list[str]]:
     header = dict(original.get("header") or {})
-    header["comment"] = "\n".join(map(str, original.get("comment") or []))
+    header["comment"] = "\n".join(str(c).rstrip() for c in original.get("comment") or [])
     blocks = list(original.get("blocks") or [])
     warnings: list[str] = []
     constant: dict[str, Any] = {}
@@ -77,7 +77,7 @@ def build(original: dict[str, Any], template: dict[str, Any], data_dir: Path) ->
             if raw is None or _text(raw) == "":
                 continue  # an empty field is absent, as in the official outputs
             try:
-                value = coerce(_text(raw).strip(), term["schema"])
+                value = coerce(_text(raw) if key in ("comment", "block_comment") else _text(raw).strip(), term["schema"])
             except (ValueRejected, ValueError, TypeError) as exc:
                 warnings.append(f"{key}: {exc}; left out")
                 continue
