@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray
     "agent.check",             # check
+    "facility.rde_export",     # rde-export (official NIMS templates, RDEFormat zip)
 ]
 
 

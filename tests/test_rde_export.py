@@ -1,0 +1,84 @@
+"""``labedge rde-export`` end to end: packages from real samples (translated by the agent's own
+translation path) become RDEFormat zips RDE keeps whole, with the invoice checked against the
+official schema beside the zip, for one package or a dataset of several."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import require_shared
+from translators.pipeline import translate_into
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared"
+
+
+def _package(tmp: Path, sample: Path, invoice: dict, pkg_id: str) -> Path:
+    """A stored package's layout (bag/data/...) from a real sample, as the agent writes it."""
+    data = tmp / pkg_id / "data"
+    raw = data / "raw" / sample.name
+    raw.parent.mkdir(parents=True)
+    shutil.copy2(sample, raw)
+    out = translate_into([raw], data, timeout_s=60)
+    assert out.status in ("ok", "partial"), out.report
+    (data / "invoice").mkdir()
+    (data / "invoice" / "invoice.json").write_text(json.dumps(invoice, ensure_ascii=False), encoding="utf-8")
+    (data / "labedge" / "provenance.json").write_text(json.dumps({"package_id": pkg_id}), encoding="utf-8")
+    return data.parent
+
+
+def _invoice(**custom) -> dict:
+    return {"datasetId": "", "basic": {"dataName": "試料 α"}, "custom": custom,
+            "sample": {"names": ["MgFe2O4 試料"], "sampleId": ""}}
+
+
+def _export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent", "rde-export", *args], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+
+
+def test_a_dataset_exports_to_rdeformat_zips_with_checked_invoices(tmp_path: Path) -> None:
+    templates = require_shared(SHARED / "rde-official" / "templates")
+    vms = require_shared(SHARED / "samples" / "vamas")
+    pkgs = [_package(tmp_path, vms / n, _invoice(), f"pkg-{i}") for i, n in enumerate(("regular.vms", "irregular.vms"))]
+    out = tmp_path / "export"
+    res = _export(*map(str, pkgs), "--template", "nims-xps-vamas", "--templates", str(templates), "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    for pkg in pkgs:
+        with zipfile.ZipFile(out / f"{pkg.name}.zip") as z:
+            names = z.namelist()
+            tops = {n.split("/", 1)[0] for n in names}
+            assert tops <= {"raw", "nonshared_raw", "main_image", "other_image", "meta", "structured", "logs"}, tops
+            assert any(n.startswith("nonshared_raw/") and n.endswith(".vms") for n in names)  # as the official template
+            for kept in ("provenance.json", "translation_report.json", "original_metadata.json"):
+                assert f"structured/labedge/{kept}" in names
+            meta = json.loads(z.read("meta/metadata.json"))
+            official = json.loads((templates / "RDE_XPS/template/scienta_omicron/tasksupport/metadata-def.json").read_text())
+            keys = set(meta["constant"]) | {k for row in meta["variable"] for k in row}
+            assert meta["variable"] and "measurement_technique" in keys and keys <= set(official)  # the official keys
+        invoice = json.loads((out / f"{pkg.name}.invoice.json").read_text(encoding="utf-8"))
+        assert invoice["sample"]["names"] == ["MgFe2O4 試料"]
+
+
+def test_a_missing_required_invoice_field_is_named(tmp_path: Path) -> None:
+    templates = require_shared(SHARED / "rde-official" / "templates")
+    sample = require_shared(SHARED / "samples" / "gatan_dm" / "test-EELS_spectrum.dm3")
+    bad = _invoice()
+    del bad["sample"]["names"]  # TemDm3 requires sample.names
+    pkg = _package(tmp_path, sample, bad, "pkg-eels")
+    out = tmp_path / "export"
+    res = _export(str(pkg), "--template", "nims-temdm3", "--templates", str(templates), "--out", str(out))
+    assert res.returncode == 1 and "'names' is a required property" in res.stderr and "sample" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert (out / "pkg-eels.zip").is_file() and not (out / "pkg-eels.invoice.json").exists()
+
+
+def test_without_the_official_templates_the_error_says_what_to_set(tmp_path: Path) -> None:
+    res = _export(str(tmp_path), "--template", "nims-em", "--templates", str(tmp_path / "nope"), "--out", str(tmp_path))
+    assert res.returncode == 2 and "official template" in res.stderr and "Traceback" not in res.stderr
