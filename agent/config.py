@@ -86,6 +86,7 @@ class InstrumentConfig:
     unpaired_policy: str = "send"      # agent.sheets: "hold" forever, or "send" unpaired after hold_seconds
     hold_seconds: float = 600.0        # wait this long for a sample sheet before the policy applies
     sheet_file_hours: float = 12.0     # a *.sheet.json pairs only files written after it, within this time
+    rde_template: str | None = None    # an official NIMS template profile (translators.profiles); None = labedge's vocabulary
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,6 +109,7 @@ class Config:
     rescan_seconds: float = 60.0
     translate_timeout_seconds: float = 300.0
     translate_memory_mb: int = 4096
+    rde_templates_dir: Path | None = None  # the site's checkout of the official NIMS template repositories
     upload: UploadConfig | None = None
     web: WebConfig = WebConfig()
     mode: str = "user"                 # "system": machine-wide folders and a status file (agent/machine.py)
@@ -248,11 +250,24 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
     for key in dirs:
         if key in data:
             dirs[key] = resolve(data[key])
+    if "rde_templates_dir" in data:
+        dirs["rde_templates_dir"] = resolve(data["rde_templates_dir"])
+    for inst in instruments:
+        if inst.rde_template and "rde_templates_dir" not in data:
+            raise ConfigError(f"{source}: instruments[{inst.id}].rde_template = {inst.rde_template!r} needs "
+                              "rde_templates_dir (the folder holding the official NIMS template repositories)")
     scalars = {k: data[k] for k in ("log_level", "default_owner_id", "spool_max_bytes", "min_free_bytes", "rescan_seconds",
                                      "translate_timeout_seconds", "translate_memory_mb") if k in data}
     return Config(source=source, device_id=data["device_id"], instruments=tuple(instruments), upload=upload,
                   web=WebConfig(**data.get("web", {})), mode=mode, status_file=status_file, raw=data,
                   **dirs, **scalars)
+
+
+def rde_profile_of(inst: InstrumentConfig, cfg: Config) -> tuple[str, Path] | None:
+    """(official template profile, the site's template folder) for an instrument, or None."""
+    if not inst.rde_template or cfg.rde_templates_dir is None:
+        return None
+    return inst.rde_template, cfg.rde_templates_dir
 
 
 def validate_config_dict(data: dict[str, Any], *, source: Path | str = "config") -> None:

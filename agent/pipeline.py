@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from agent.config import Config
+from agent.config import Config, rde_profile_of
 from agent.health import Health
 from agent.intake import IntakeGate, is_disk_full
 from agent.measurement import Measurement
@@ -128,7 +128,7 @@ class Pipeline(Worker):
             log.info("%s: held until a sample sheet is given (%s)", m.key, pairing.details.get("reason", ""))
             return True
         ctx = BuildContext(self.cfg.device_id, self.cfg.translate_timeout_seconds, self.cfg.translate_memory_mb,
-                           progress=self._progress_reporter())
+                           rde_profile=rde_profile_of(inst, self.cfg), progress=self._progress_reporter())
         try:
             built = build_package(self.spool, m, pairing, ctx, translator=inst.translator, template=inst.template)
         except (SourceChanged, SourceUnreadable) as exc:

@@ -95,14 +95,17 @@ def run_translate(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     reg = load_registry()
-    rows = [e.as_dict() for e in reg.entries]
+    from translators.profiles import suggest
+
+    rows = [{**e.as_dict(), "rde_templates": suggest(e.as_dict()["name"])} for e in reg.entries]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for r in rows:
             state = "ok" if r["loaded"] else "FAILED"
             print(f"{r['name']:<16} {r['version'] or '-':<8} {state:<6} {r['distribution'] or '-':<12} "
-                  f"{r['description'] if r['loaded'] else r['error']}")
+                  f"{r['description'] if r['loaded'] else r['error']}"
+                  + (f"  [rde_template: {', '.join(r['rde_templates'])}]" if r["rde_templates"] else ""))
     return 0 if all(r["loaded"] for r in rows) else 1
 
 

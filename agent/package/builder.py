@@ -70,6 +70,7 @@ class BuildContext:
     device_id: str
     translate_timeout_s: float = 300.0
     translate_memory_mb: int = 4096
+    rde_profile: tuple[str, Path] | None = None  # (official template profile, the site's template folder)
     progress: Callable[[str, int, int], None] | None = None  # (phase, done_bytes, total_bytes)
 
 
@@ -92,7 +93,7 @@ def build_package(spool: Spool, measurement: Measurement, pairing: Pairing, ctx:
         else:
             outcome = translate_into([c.dest for c in copied], data, translator=translator,
                                      timeout_s=ctx.translate_timeout_s, memory_mb=ctx.translate_memory_mb,
-                                     source_sha256={c.dest: c.sha256 for c in copied})
+                                     source_sha256={c.dest: c.sha256 for c in copied}, rde_profile=ctx.rde_profile)
         _write_json(data / "invoice" / "invoice.json", pairing.invoice)
         _write_json(data / "tasksupport" / "invoice.schema.json", pairing.schema)
         _write_json(data / "labedge" / "provenance.json",

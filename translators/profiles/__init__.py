@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from translators.writer import write_json
 
-#: build(original_metadata, template_def, data_dir) -> (metadata {"constant","variable"}, warnings)
-Builder = Callable[[dict[str, Any], dict[str, Any], Path], tuple[dict[str, Any], list[str]]]
+#: build(original_metadata, template_def, raw_files) -> (metadata {"constant","variable"}, warnings)
+Builder = Callable[[dict[str, Any], dict[str, Any], list[Path]], tuple[dict[str, Any], list[str]]]
 
 
 class ProfileError(ValueError):
@@ -77,31 +77,36 @@ def load_def(path: Path) -> dict[str, Any]:
     return doc
 
 
-def variant_of(profile: Profile, data_dir: Path, original: dict[str, Any]) -> str:
+def variant_of(profile: Profile, raw_files: list[Path], original: dict[str, Any]) -> str:
     """Which of the profile's metadata-defs applies (by the raw file's suffix, or the DM method)."""
     from translators.profiles import dm
 
     if profile.name == "nims-temdm3":
         return dm.method_of(original)
-    raws = sorted(p.suffix.lower().lstrip(".") for p in (data_dir / "raw").glob("*")) if (data_dir / "raw").is_dir() else []
-    for suffix in raws:
+    for suffix in sorted(p.suffix.lower().lstrip(".") for p in raw_files):
         if suffix in profile.defs:
             return suffix
-    if profile.name == "nims-em":
-        return "tif" if any(s in ("tif", "tiff") for s in raws) else "dm3"
     return ""
 
 
-def apply_profile(data_dir: Path, name: str, templates_root: Path) -> dict[str, Any]:
+def apply_profile(data_dir: Path, name: str, templates_root: Path,
+                  raw_files: list[Path] | None = None) -> dict[str, Any]:
     """Rewrite ``data_dir``'s meta/metadata.json and tasksupport/metadata-def.json in the official
-    template's vocabulary; labedge's own go to labedge/labedge_metadata*.json. Returns a summary."""
+    template's vocabulary; labedge's own go to labedge/labedge_metadata*.json. Returns a summary.
+
+    ``raw_files``: the vendor files (default: ``data_dir/raw/*``)."""
     profile = get(name)
     data_dir = Path(data_dir)
-    original = json.loads((data_dir / "labedge" / "original_metadata.json").read_text(encoding="utf-8"))
-    variant = variant_of(profile, data_dir, original)
+    if raw_files is None:
+        raw_files = sorted(p for p in (data_dir / "raw").rglob("*") if p.is_file()) if (data_dir / "raw").is_dir() else []
+    try:
+        original = json.loads((data_dir / "labedge" / "original_metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProfileError(f"{data_dir}: no readable labedge/original_metadata.json ({exc})") from None
+    variant = variant_of(profile, list(raw_files), original)
     def_path = profile.def_path(templates_root, variant)
     template = load_def(def_path)
-    metadata, warnings = profile.builder(original, template, data_dir)
+    metadata, warnings = profile.builder(original, template, list(raw_files))
     unknown = sorted(({k for k in metadata["constant"]} | {k for r in metadata["variable"] for k in r}) - set(template))
     if unknown:  # a builder bug, never the vendor's: refuse rather than write an invalid package
         raise ProfileError(f"profile {name} produced keys absent from {def_path.name}: {unknown}")

@@ -7,7 +7,7 @@ from typing import Any
 from translators.profiles import Profile
 
 
-def build(original: dict[str, Any], template: dict[str, Any], data_dir: Path) -> tuple[dict[str, Any], list[str]]:
+def build(original: dict[str, Any], template: dict[str, Any], raw_files: list[Path]) -> tuple[dict[str, Any], list[str]]:
     return {"constant": {}, "variable": []}, ["AES profile: not implemented yet"]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ def method_of(original: dict[str, Any]) -> str:
     return "TEM"
 
 
-def build_temdm3(original: dict[str, Any], template: dict[str, Any], data_dir: Path) -> tuple[dict[str, Any], list[str]]:
+def build_temdm3(original: dict[str, Any], template: dict[str, Any], raw_files: list[Path]) -> tuple[dict[str, Any], list[str]]:
     img = main_image(original)
     method = method_of(original)
     prefix = method.lower() + "."
@@ -146,12 +146,11 @@ def build_temdm3(original: dict[str, Any], template: dict[str, Any], data_dir: P
     return {"constant": out, "variable": []}, []
 
 
-def _mtime(data_dir: Path) -> str | None:
-    raws = sorted((data_dir / "raw").glob("*")) if (data_dir / "raw").is_dir() else []
-    if not raws:
+def _mtime(raw_files: list[Path]) -> str | None:
+    if not raw_files:
         return None
     # the official program writes the file's local modification time without a zone
-    return datetime.fromtimestamp(raws[0].stat().st_mtime).replace(microsecond=0).isoformat()
+    return datetime.fromtimestamp(raw_files[0].stat().st_mtime).replace(microsecond=0).isoformat()
 
 
 def _tiff_tag(original: dict[str, Any], name: str) -> Any:
@@ -166,11 +165,11 @@ def _tiff_tag(original: dict[str, Any], name: str) -> Any:
     return None
 
 
-def _tiff_tags(data_dir: Path) -> dict[str, Any]:
+def _tiff_tags(raw_files: list[Path]) -> dict[str, Any]:
     """Baseline tags of the first page of the vendor TIFF (tifffile reads only the header)."""
     import tifffile
 
-    for raw in sorted((data_dir / "raw").glob("*.tif*")) if (data_dir / "raw").is_dir() else []:
+    for raw in (p for p in raw_files if p.suffix.lower() in (".tif", ".tiff")):
         try:
             with tifffile.TiffFile(raw) as tif:
                 return {t.name: t.value for t in tif.pages[0].tags.values() if isinstance(t.value, (int, str))}
@@ -179,11 +178,11 @@ def _tiff_tags(data_dir: Path) -> dict[str, Any]:
     return {}
 
 
-def build_em(original: dict[str, Any], template: dict[str, Any], data_dir: Path) -> tuple[dict[str, Any], list[str]]:
+def build_em(original: dict[str, Any], template: dict[str, Any], raw_files: list[Path]) -> tuple[dict[str, Any], list[str]]:
     out: dict[str, Any] = {}
     img = main_image(original) if "tags" in original else None
     if img is None:
-        original = {**_tiff_tags(data_dir), "vendor": original}
+        original = {**_tiff_tags(raw_files), "vendor": original}
     for key, term in template.items():
         orig = term.get("originalName")
         if not orig:
@@ -195,7 +194,7 @@ def build_em(original: dict[str, Any], template: dict[str, Any], data_dir: Path)
             out[key] = entry(int(value) if term["schema"].get("type") == "integer" else value, term)
         except (TypeError, ValueError):
             continue
-    when = _mtime(data_dir)
+    when = _mtime(raw_files)
     if when and "file_last_modified_date_time" in template:
         out["file_last_modified_date_time"] = {"value": when}
     return {"constant": out, "variable": []}, []
