@@ -79,6 +79,27 @@ def test_a_missing_required_invoice_field_is_named(tmp_path: Path) -> None:
     assert (out / "pkg-eels.zip").is_file() and not (out / "pkg-eels.invoice.json").exists()
 
 
+def test_aes_requires_the_measurement_method_and_says_so(tmp_path: Path) -> None:
+    templates = require_shared(SHARED / "rde-official" / "templates")
+    folder = require_shared(SHARED / "samples" / "xps_aes_other" / "data036.A")
+    data = tmp_path / "pkg-aes" / "data"
+    (data / "raw").mkdir(parents=True)
+    raws = [data / "raw" / f.name for f in sorted(folder.iterdir())]
+    for f, r in zip(sorted(folder.iterdir()), raws):
+        shutil.copy2(f, r)
+    assert translate_into(raws, data, timeout_s=60).status in ("ok", "partial")
+    (data / "invoice").mkdir()
+    (data / "invoice" / "invoice.json").write_text(json.dumps(_invoice()), encoding="utf-8")
+    out = tmp_path / "export"
+    res = _export(str(data.parent), "--template", "nims-aes-survey", "--templates", str(templates), "--out", str(out))
+    assert res.returncode == 1 and "custom: 'measurement_method' is a required property" in res.stderr, res.stderr
+    with zipfile.ZipFile(out / "pkg-aes.zip") as z:
+        meta = json.loads(z.read("meta/metadata.json"))
+        assert {"para", "id", "data"} <= {n.rsplit("/", 1)[-1] for n in z.namelist() if n.startswith("nonshared_raw/")}
+    assert meta["constant"]["analyzer_mode"] == {"value": "CRR"}  # JEOL mode 5
+    assert [r["species_label_transitions"]["value"] for r in meta["variable"]] == ["CuLMM", "AlKLL"]
+
+
 def test_without_the_official_templates_the_error_says_what_to_set(tmp_path: Path) -> None:
     res = _export(str(tmp_path), "--template", "nims-em", "--templates", str(tmp_path / "nope"), "--out", str(tmp_path))
     assert res.returncode == 2 and "official template" in res.stderr and "Traceback" not in res.stderr

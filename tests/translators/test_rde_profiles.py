@@ -20,7 +20,8 @@ OFFICIAL = SAMPLES.parent / "rde-official"
 TEMPLATES = OFFICIAL / "templates"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "translators.md"
 PROFILE_OF = {"RDE_XRD": "nims-xrd-rigaku", "RDE_XPS_scienta_omicron": "nims-xps-vamas",
-              "RDE_EM_TemDm3_EELS": "nims-temdm3", "RDE_EM_TemDm3_TED": "nims-temdm3", "RDE_EM_Em": "nims-em"}
+              "RDE_EM_TemDm3_EELS": "nims-temdm3", "RDE_EM_TemDm3_TED": "nims-temdm3", "RDE_EM_Em": "nims-em",
+              "RDE_AES_survey": "nims-aes-survey"}
 CASES = sorted(p for p in (OFFICIAL / "outputs").glob("*/*.metadata.json") if p.parent.name in PROFILE_OF) \
     if OFFICIAL.is_dir() else []
 
@@ -76,10 +77,12 @@ def results(tmp_path_factory) -> dict[Path, tuple]:
         sample = _sample(official)
         base = tmp_path_factory.mktemp(official.parent.name)
         data = base / "data"
-        raw = data / "raw" / sample.name  # as the agent and `labedge translate` lay it out
-        raw.parent.mkdir(parents=True)
-        shutil.copy2(sample, raw)
-        outcome = translate_into([raw], data, timeout_s=60)
+        (data / "raw").mkdir(parents=True)  # as the agent and `labedge translate` lay it out
+        members = sorted(sample.iterdir()) if sample.is_dir() else [sample]  # a JEOL .A folder = one measurement
+        raws = [data / "raw" / m.name for m in members]
+        for m, r in zip(members, raws):
+            shutil.copy2(m, r)
+        outcome = translate_into(raws, data, timeout_s=60)
         summary = profiles.apply_profile(data, PROFILE_OF[official.parent.name], TEMPLATES)
         ours = json.loads((data / "meta" / "metadata.json").read_text(encoding="utf-8"))
         out[official] = (outcome, summary, data, compare(ours, json.loads(official.read_text(encoding="utf-8"))))

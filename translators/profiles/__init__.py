@@ -36,6 +36,7 @@ class Profile:
     #: metadata-def file name by variant (file suffix or method); "" = the only one
     defs: dict[str, str] = field(default_factory=lambda: {"": "metadata-def.json"})
     raw_folder: str = "nonshared_raw"     # where the official template keeps the vendor file
+    defaults: str | None = None           # the template's default_value.csv (constants it always writes)
 
     def def_path(self, root: Path, variant: str = "") -> Path:
         name = self.defs.get(variant) or self.defs.get("") or next(iter(self.defs.values()))
@@ -107,6 +108,9 @@ def apply_profile(data_dir: Path, name: str, templates_root: Path,
     def_path = profile.def_path(templates_root, variant)
     template = load_def(def_path)
     metadata, warnings = profile.builder(original, template, list(raw_files))
+    if profile.defaults:
+        defaults = _defaults(def_path.parent / profile.defaults, template)
+        metadata["constant"] = {**defaults, **metadata["constant"]}
     unknown = sorted(({k for k in metadata["constant"]} | {k for r in metadata["variable"] for k in r}) - set(template))
     if unknown:  # a builder bug, never the vendor's: refuse rather than write an invalid package
         raise ProfileError(f"profile {name} produced keys absent from {def_path.name}: {unknown}")
@@ -119,6 +123,18 @@ def apply_profile(data_dir: Path, name: str, templates_root: Path,
     return {"profile": name, "metadata_def": def_path.name, "terms": len(template),
             "written": len(metadata["constant"]) + sum(len(r) for r in metadata["variable"]),
             "warnings": warnings}
+
+
+def _defaults(path: Path, template: dict[str, Any]) -> dict[str, Any]:
+    """The template's own default constants (``key,value`` CSV), for the terms it defines."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return {r["key"]: {"value": r["value"]} for r in csv.DictReader(f)
+                    if r.get("key") in template and r.get("value") not in (None, "")}
+    except (OSError, KeyError, csv.Error):
+        return {}
 
 
 def entry(value: Any, term: dict[str, Any], unit: str | None = None) -> dict[str, Any]:
