@@ -128,17 +128,25 @@ def test_coverage_table_in_docs_is_the_measured_one(results) -> None:
     assert f"{BEGIN}\n{table}\n{END}" in text, "docs/translators.md coverage table is stale: rerun with LABEDGE_UPDATE_DOCS=1"
 
 
-def test_dm4_and_multi_signal_files_get_a_valid_temdm3_package(tmp_path: Path, rde_validate: Path) -> None:
-    """The official TemDm3 program rejects .dm4 and fails on several signals; labedge does not."""
-    for name in ("EELS_SI.dm4", "multi_signal.dm3"):
-        data = tmp_path / name / "data"
-        raw = data / "raw" / name
-        raw.parent.mkdir(parents=True)
-        shutil.copy2(SAMPLES / "gatan_dm" / name, raw)
-        translate_into([raw], data, timeout_s=60)
-        summary = profiles.apply_profile(data, "nims-temdm3", TEMPLATES)
-        assert summary["written"] >= 3, summary
-        assert_rde_valid(rde_validate, data)
+@pytest.mark.parametrize("family,name,profile,least", [
+    ("gatan_dm", "EELS_SI.dm4", "nims-temdm3", 10),        # TemDm3 rejects .dm4
+    ("gatan_dm", "multi_signal.dm3", "nims-temdm3", 5),    # hyperspy gives two signals: both programs fail
+    ("gatan_dm", "multi_signal.dm3", "nims-em", 2),
+    ("vamas", "irregular.vms", "nims-xps-vamas", 20),       # the RDE_XPS reader fails on IRREGULAR
+])
+def test_files_the_official_programs_fail_on_get_valid_packages(family: str, name: str, profile: str, least: int,
+                                                                tmp_path: Path, rde_validate: Path) -> None:
+    data = tmp_path / "data"
+    raw = data / "raw" / name
+    raw.parent.mkdir(parents=True)
+    shutil.copy2(SAMPLES / family / name, raw)
+    assert translate_into([raw], data, timeout_s=60).status in ("ok", "partial")
+    summary = profiles.apply_profile(data, profile, TEMPLATES)
+    assert summary["written"] >= least, summary
+    template = json.loads((data / "tasksupport" / "metadata-def.json").read_text())
+    meta = json.loads((data / "meta" / "metadata.json").read_text())
+    assert set(meta["constant"]) | {k for r in meta["variable"] for k in r} <= set(template)
+    assert_rde_valid(rde_validate, data)
 
 
 def test_an_unknown_profile_or_missing_template_is_named(tmp_path: Path) -> None:
