@@ -155,3 +155,38 @@ def test_an_unknown_profile_or_missing_template_is_named(tmp_path: Path) -> None
     with pytest.raises(profiles.ProfileError, match="metadata-def"):
         profiles.load_def(tmp_path / "metadata-def.json")
     assert profiles.suggest("vamas") == ["nims-xps-vamas"] and "nims-temdm3" in profiles.suggest("gatan-dm")
+
+
+def _profiled(tmp_path: Path, src: Path, profile: str) -> tuple[dict, Path]:
+    data = tmp_path / src.name / "data"
+    raw = data / "raw" / src.name
+    raw.parent.mkdir(parents=True)
+    shutil.copy2(src, raw)
+    assert translate_into([raw], data, timeout_s=60).status in ("ok", "partial")
+    profiles.apply_profile(data, profile, TEMPLATES)
+    return json.loads((data / "meta" / "metadata.json").read_text(encoding="utf-8")), data
+
+
+def test_phi_spe_and_pro_in_the_ulvac_phi_template(tmp_path: Path, rde_validate: Path) -> None:
+    """No official output exists (its program needs MPExport.exe): values are checked against the
+    files' own header lines, and validity against the official metadata-def."""
+    spe, data = _profiled(tmp_path, SAMPLES / "xps_aes_other" / "SnO2_10nm.spe", "nims-xps-phi")
+    assert_rde_valid(rde_validate, data)
+    # "XrayPower: 119.75 W", "AnalyserWorkFcn: 4.506 eV", "AcqFileDate: 2024 1 22"
+    row = spe["variable"][0]
+    assert row["xray_power"] == {"value": "119.75", "unit": "W"}
+    assert row["analyzer_work_function"] == {"value": "4.506", "unit": "eV"}
+    assert spe["constant"]["measurement.measured_date"] == {"value": "2024-01-22"}
+    # "SpectralRegDef: 1 1 Su1s 111 1751 -0.8000 1400.0000 0.0000 ... 0.120000 224.00 AREA", SurvNumCycles 3
+    assert (row["peak_name"]["value"], row["abscissa_start"]["value"], row["abscissa_end"]["value"],
+            row["pass_energy"], row["total_acquisition_number"]["value"]) == \
+        ("Survey", "1400.0000", "0.0000", {"value": "224.00", "unit": "eV"}, "3")
+    pro, data = _profiled(tmp_path, SAMPLES.parent / "samples-variants" / "xps_aes_other" / "SnO2_10nm_1.pro",
+                          "nims-xps-phi")
+    assert_rde_valid(rde_validate, data)
+    # four regions (Su1s, C1s, Si2p, Sn3d5) x one depth layer "1 Layer3 ... 0.50 20"
+    assert [(r["peak_name"]["value"], r.get("transitions", {}).get("value")) for r in pro["variable"]] == \
+        [("Survey", None), ("C", "1s"), ("Si", "2p"), ("Sn", "3d5")]
+    assert {r["cycle_control_preset"]["value"] for r in pro["variable"]} == {"0.50min 20cyc"}
+    assert pro["constant"]["total_cycle_number"] == {"value": "20"}
+    assert pro["constant"]["time_from_sputtering_to_measurement"] == {"value": "15.0", "unit": "s"}

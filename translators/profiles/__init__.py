@@ -47,9 +47,9 @@ class Profile:
 
 
 def _registry() -> dict[str, Profile]:
-    from translators.profiles import aes, dm, vamas, xrd
+    from translators.profiles import aes, dm, phi, vamas, xrd
 
-    return {p.name: p for p in (*xrd.PROFILES, *vamas.PROFILES, *dm.PROFILES, *aes.PROFILES)}
+    return {p.name: p for p in (*xrd.PROFILES, *vamas.PROFILES, *phi.PROFILES, *dm.PROFILES, *aes.PROFILES)}
 
 
 def names() -> list[str]:
