@@ -19,10 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 
 
-def _package(tmp: Path, sample: Path, invoice: dict, pkg_id: str) -> Path:
+def _package(tmp: Path, sample: Path, invoice: dict, pkg_id: str, name: str | None = None) -> Path:
     """A stored package's layout (bag/data/...) from a real sample, as the agent writes it."""
     data = tmp / pkg_id / "data"
-    raw = data / "raw" / sample.name
+    raw = data / "raw" / (name or sample.name)
     raw.parent.mkdir(parents=True)
     shutil.copy2(sample, raw)
     out = translate_into([raw], data, timeout_s=60)
@@ -46,10 +46,14 @@ def _export(*args: str) -> subprocess.CompletedProcess:
 def test_a_dataset_exports_to_rdeformat_zips_with_checked_invoices(tmp_path: Path) -> None:
     templates = require_shared(SHARED / "rde-official" / "templates")
     vms = require_shared(SHARED / "samples" / "vamas")
-    pkgs = [_package(tmp_path, vms / n, _invoice(), f"pkg-{i}") for i, n in enumerate(("regular.vms", "irregular.vms"))]
+    pkgs = [_package(tmp_path, vms / "regular.vms", _invoice(), "pkg-0", name="測定_regular.vms"),
+            _package(tmp_path, vms / "irregular.vms", _invoice(), "pkg-1")]
     out = tmp_path / "export"
     res = _export(*map(str, pkgs), "--template", "nims-xps-vamas", "--templates", str(templates), "--out", str(out))
     assert res.returncode == 0, res.stdout + res.stderr
+    with zipfile.ZipFile(out / "pkg-0.zip") as z:
+        info = z.getinfo("nonshared_raw/測定_regular.vms")
+        assert info.flag_bits & 0x800  # the UTF-8 name flag: RDE sees 測定, not mojibake
     for pkg in pkgs:
         with zipfile.ZipFile(out / f"{pkg.name}.zip") as z:
             names = z.namelist()
