@@ -5,7 +5,12 @@ folder name: ``raw/``, ``nonshared_raw/``, ``main_image/``, ``other_image/``, ``
 ``structured/``, ``logs/``. Everything else (``invoice/``, ``tasksupport/``, our ``labedge/``) is
 dropped, so labedge's provenance, translation report and original metadata go under
 ``structured/labedge/``. The sample sheet reaches RDE only through the registration invoice: it is
-checked against the official ``invoice.schema.json`` and written beside the zip.
+written beside the zip, and checked against the official ``invoice.schema.json``
+(``<package>.export.json`` lists what is missing).
+
+``--template`` is a profile name (``translators.profiles``; the official files are found under
+``--templates DIR``) or the path of an official ``metadata-def*.json`` whose terms are one vendor
+key each (Rigaku, VAMAS), with its ``invoice.schema.json`` beside it.
 """
 from __future__ import annotations
 
@@ -41,85 +46,102 @@ def _data_dir(package: Path) -> Path:
     return d
 
 
-def check_invoice(invoice: dict[str, Any], schema_path: Path) -> list[str]:
+def check_invoice(invoice: Any, schema_path: Path) -> list[str]:
     """Every way the invoice misses the official schema, each naming its field."""
     try:
         schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        validator = jsonschema.Draft202012Validator(schema)
     except (OSError, ValueError) as exc:
         raise ExportError(f"official invoice schema {schema_path}: cannot be read ({exc})") from None
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for err in sorted(validator.iter_errors(invoice), key=lambda e: list(e.path)):
-        where = "/".join(map(str, err.path)) or "(top level)"
-        problems.append(f"{where}: {err.message}")
-    return problems
+    except jsonschema.SchemaError as exc:
+        raise ExportError(f"official invoice schema {schema_path}: not a JSON schema ({exc.message})") from None
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}"
+            for e in sorted(validator.iter_errors(invoice), key=lambda e: list(map(str, e.absolute_path)))]
 
 
-def export_one(package: Path, template: str, templates_root: Path, out: Path) -> tuple[Path, list[str]]:
-    """Write ``<package-id>.zip`` (and ``<package-id>.invoice.json`` when valid) into ``out``."""
-    profile = profiles.get(template)
+def _rewrite(work: Path, template: str, templates_root: Path | None) -> tuple[dict[str, Any], str, Path]:
+    """Apply the template to the working copy: (summary, raw folder, invoice schema)."""
+    if template in profiles.names():
+        if templates_root is None:
+            raise ExportError(f"--template {template} needs --templates DIR (or LABEDGE_RDE_TEMPLATES): the folder "
+                              "holding the official template repositories (RDE_XRD, RDE_XPS, ...)")
+        profile = profiles.get(template)
+        return (profiles.apply_profile(work, template, templates_root), profile.raw_folder,
+                profile.invoice_schema_path(templates_root))
+    path = Path(template)
+    if not path.is_file():
+        raise ExportError(f"--template {template}: neither a profile ({', '.join(profiles.names())}) "
+                          "nor an official metadata-def.json file")
+    return profiles.apply_def(work, path), "nonshared_raw", path.with_name("invoice.schema.json")
+
+
+def export_one(package: Path, template: str, templates_root: Path | None, out: Path) -> dict[str, Any]:
+    """Write ``<package>.zip``, ``<package>.invoice.json`` and ``<package>.export.json`` into ``out``."""
     src = _data_dir(Path(package))
     name = (src.parent if src.name == "data" else src).name
+    out.mkdir(parents=True, exist_ok=True)
+    zpath = out / f"{name}.zip"
     with tempfile.TemporaryDirectory(prefix="rde-export-") as tmp:
         work = Path(tmp) / "data"
         shutil.copytree(src, work, symlinks=False)
-        summary = profiles.apply_profile(work, template, templates_root)
-        zpath = out / f"{name}.zip"
+        summary, raw_folder, schema_path = _rewrite(work, template, templates_root)
         part = zpath.with_suffix(".zip.part")
         with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as z:
             for folder in ("raw", *KEPT):
                 base = work / folder
-                if not base.is_dir():
-                    continue
-                target = profile.raw_folder if folder == "raw" else folder
-                for f in sorted(p for p in base.rglob("*") if p.is_file()):
-                    z.write(f, f"{target}/{f.relative_to(base).as_posix()}")  # zipfile flags UTF-8 names
+                for f in sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []:
+                    # zipfile sets the UTF-8 flag for non-ASCII names, so RDE reads 測定.vms as written
+                    z.write(f, f"{raw_folder if folder == 'raw' else folder}/{f.relative_to(base).as_posix()}")
             for fname in LABEDGE_KEPT:
-                f = work / "labedge" / fname
-                if f.is_file():
-                    z.write(f, f"structured/labedge/{fname}")
+                if (work / "labedge" / fname).is_file():
+                    z.write(work / "labedge" / fname, f"structured/labedge/{fname}")
         os.replace(part, zpath)
     invoice_path = src / "invoice" / "invoice.json"
     try:
         invoice = json.loads(invoice_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return zpath, [f"{invoice_path}: cannot be read ({exc})"]
-    problems = check_invoice(invoice, profile.invoice_schema_path(templates_root))
-    if not problems:
-        (out / f"{name}.invoice.json").write_text(json.dumps(invoice, ensure_ascii=False, indent=2) + "\n",
-                                                  encoding="utf-8")
-    return zpath, problems + [f"metadata: {w}" for w in summary["warnings"]]
+        raise ExportError(f"{invoice_path}: the invoice cannot be read ({exc}); the zip is written") from None
+    problems = check_invoice(invoice, schema_path) if schema_path.is_file() else \
+        [f"no official invoice schema at {schema_path}: the invoice is not checked"]
+    (out / f"{name}.invoice.json").write_text(json.dumps(invoice, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    result = {"package": str(package), "zip": str(zpath), "template": template,
+              "metadata_def": summary["metadata_def"], "metadata_values": summary["written"],
+              "warnings": summary["warnings"], "invoice_problems": problems}
+    (out / f"{name}.export.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.templates or os.environ.get("LABEDGE_RDE_TEMPLATES", ""))
-    if not str(root) or not root.is_dir():
-        print("rde-export: --templates DIR (or LABEDGE_RDE_TEMPLATES) must name the folder holding the official "
-              "template repositories (RDE_XRD, RDE_XPS, ...)", file=sys.stderr)
+    root_arg = args.templates or os.environ.get("LABEDGE_RDE_TEMPLATES")
+    root = Path(root_arg) if root_arg else None
+    if root is not None and not root.is_dir():
+        print(f"rde-export: --templates {root}: no such folder (it must hold the official template "
+              "repositories RDE_XRD, RDE_XPS, ...)", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for package in args.packages:
+    rc = 0
+    for package in args.packages:  # several packages = a dataset, each its own zip and invoice
         try:
-            zpath, problems = export_one(Path(package), args.template, root, out)
+            res = export_one(Path(package), args.template, root, Path(args.out))
         except (ExportError, profiles.ProfileError, OSError) as exc:
-            print(f"{package}: {exc}", file=sys.stderr)
-            failed += 1
+            print(f"rde-export: {exc}")
+            rc = 1
             continue
-        invoice_bad = [p for p in problems if not p.startswith("metadata: ")]
-        print(f"{package}: wrote {zpath}" + ("" if invoice_bad else f" and {zpath.with_suffix('').name}.invoice.json"))
-        for p in problems:
-            print(f"  {'invoice' if p in invoice_bad else 'warning'}: {p}", file=sys.stderr)
-        failed += bool(invoice_bad)
-    return 1 if failed else 0
+        print(f"{package}: {res['zip']} ({res['metadata_values']} metadata values, {res['metadata_def']})")
+        for w in res["warnings"]:
+            print(f"   warning: {w}")
+        for p in res["invoice_problems"]:
+            print(f"   invoice: {p}")
+        if res["invoice_problems"]:
+            rc = 1  # the zip is written; RDE would refuse this invoice until the sheet is fixed
+    return rc
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("rde-export", help="write the RDEFormat zip of stored packages for an official NIMS template")
     p.add_argument("packages", nargs="+", metavar="PACKAGE", help="stored package folder(s); several = a dataset")
-    p.add_argument("--template", required=True, choices=profiles.names(), help="official template profile")
+    p.add_argument("--template", required=True, metavar="NAME|METADATA_DEF",
+                   help=f"an official template profile ({', '.join(profiles.names())}) or a metadata-def.json path")
     p.add_argument("--templates", metavar="DIR", help="folder holding the official template repositories "
-                   "(default: $LABEDGE_RDE_TEMPLATES)")
-    p.add_argument("--out", required=True, help="output folder (one .zip and .invoice.json per package)")
+                   "(default: $LABEDGE_RDE_TEMPLATES); needed for a profile NAME")
+    p.add_argument("--out", required=True, help="output folder (per package: .zip, .invoice.json, .export.json)")
     p.set_defaults(func=run)

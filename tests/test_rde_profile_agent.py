@@ -85,8 +85,9 @@ def test_agent_ships_the_official_vocabulary_and_rde_export_zips_it(tmp_path: Pa
                           "--templates", str(templates), "--out", str(out)], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     # sent unpaired (no sample sheet): the invoice has no sample, which every official schema requires
-    assert res.returncode == 1 and "'sample' is a required property" in res.stderr, res.stderr
-    assert not (out / f"{pkg.name}.invoice.json").exists()
+    assert res.returncode == 1 and "invoice: (top level): 'sample' is a required property" in res.stdout, res.stdout
+    assert json.loads((out / f"{pkg.name}.invoice.json").read_text()) == \
+        json.loads((pkg / "data/invoice/invoice.json").read_text())
     with zipfile.ZipFile(out / f"{pkg.name}.zip") as z:
         assert json.loads(z.read("meta/metadata.json")) == meta  # the profile's metadata, unchanged
         assert "nonshared_raw/regular.vms" in z.namelist()

@@ -48,6 +48,15 @@ def _print_report(name: str, rep: dict[str, Any], verbose: bool) -> None:
         print(f"   vendor keys {counts.get('vendor_keys')}, mapped terms {counts.get('mapped_terms')} "
               f"({counts.get('mapped_constant')} constant, {counts.get('variable_rows')} variable rows), "
               f"unmapped vendor keys {counts.get('unmapped_vendor_keys')}")
+        if counts.get("vendor_keys_mapped") is not None:
+            print(f"   vendor keys read by a term {counts['vendor_keys_mapped']}, "
+                  f"values kept verbatim (unparsed) {counts.get('unparsed_values', 0)}")
+    if rep.get("encodings"):
+        print("   encodings: " + ", ".join(f"{k} {v}" for k, v in rep["encodings"].items()))
+    if rep.get("rde_template"):
+        t = rep["rde_template"]
+        print(f"   RDE template {t['source']}: {t['written']} values written in its vocabulary "
+              "(meta/metadata.json); labedge's own terms below are in labedge/labedge_metadata.json")
     shown = rep.get("mapped") or []
     if not verbose:
         shown = [m for m in shown if m["where"] in ("constant", "variable[0]")]

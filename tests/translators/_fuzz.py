@@ -30,14 +30,18 @@ def _alarm(signum, frame):  # noqa: ANN001
 
 
 def main(out: str, files: list[str]) -> int:
+    """``files``: paths; a path prefixed with ``trailing:`` gets the trailing-bytes case only."""
     from translators.worker import run_request
 
     signal.signal(signal.SIGALRM, _alarm)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, name in enumerate(files):
-            src = Path(name)
+            only = name.startswith("trailing:")
+            src = Path(name.split(":", 1)[1] if only else name)
             for mode, blob in mutations(src.read_bytes(), src.name):
+                if only and mode != "trailing":
+                    continue
                 case = Path(tmp) / f"{k}_{mode}"
                 (case / "out").mkdir(parents=True)
                 raw = case / src.name

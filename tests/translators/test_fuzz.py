@@ -1,6 +1,7 @@
-"""Fuzz every shared sample (samples and samples-variants): truncated at a random point, bit
-flipped, random trailing bytes. All cases run in one child process (bounded: 3 cases a file,
-20 s a case). Each must end in a clear report: ok/partial with metadata, or a failure whose
+"""Fuzz every shared sample: random trailing bytes for ../shared/samples (truncation and bit flips
+of those run through the sandbox in test_robustness.py), and truncated at a random point, bit
+flipped and random trailing bytes for ../shared/samples-variants. All cases run in one child
+process (bounded: at most 3 cases a file, 20 s a case). Each must end in a clear report: ok/partial with metadata, or a failure whose
 message names the file; never a hang, a traceback, or a translator bug before the header."""
 from __future__ import annotations
 
@@ -17,14 +18,16 @@ VARIANTS = SAMPLES.parent / "samples-variants"
 
 def test_fuzzed_samples_end_in_clear_reports(tmp_path: Path) -> None:
     samples_dir()
-    files = all_sample_files()
-    if VARIANTS.is_dir():
-        files += sorted(p for p in VARIANTS.resolve().rglob("*") if p.is_file() and p.name != "SOURCES.md")
+    # ../shared/samples is already truncated and bit-flipped through the sandbox by
+    # test_robustness.py: here it gets the trailing-bytes case, the variants all three
+    shared = all_sample_files()
+    variants = sorted(p for p in VARIANTS.resolve().rglob("*") if p.is_file() and p.name != "SOURCES.md") \
+        if VARIANTS.is_dir() else []
+    args = [f"trailing:{p}" for p in shared] + [str(p) for p in variants]
     out = tmp_path / "fuzz.json"
-    subprocess.run([sys.executable, str(HERE / "_fuzz.py"), str(out), *map(str, files)], check=True,
-                   timeout=300, cwd=tmp_path)
+    subprocess.run([sys.executable, str(HERE / "_fuzz.py"), str(out), *args], check=True, timeout=300, cwd=tmp_path)
     cases = json.loads(out.read_text())
-    assert len(cases) == 3 * len(files)
+    assert len(cases) == len(shared) + 3 * len(variants)
     bad = []
     for c in cases:
         name = Path(c["file"]).name

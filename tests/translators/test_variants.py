@@ -222,3 +222,23 @@ def test_variant_outputs_are_rde_valid(out_root: Path, rde_validate: Path) -> No
     assert len(outs) >= 15
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda d: assert_rde_valid(rde_validate, d), outs))
+
+
+def test_velox_emd_never_follows_external_links(tmp_path: Path) -> None:
+    """A hostile .emd whose datasets link to another file on the PC: the link is named, not read."""
+    import h5py
+
+    from translators.velox_emd import VeloxEmdTranslator
+
+    with h5py.File(tmp_path / "secret.h5", "w") as s:
+        s["x"] = np.arange(10)
+    with h5py.File(tmp_path / "evil.emd", "w") as f:
+        f["Version"] = np.array([json.dumps({"version": "8", "format": "Velox"}).encode()], dtype=object)
+        g = f.create_group("Data/Image/abc")
+        g["Metadata"] = np.frombuffer(json.dumps({"Optics": {"AccelerationVoltage": "300000"}}).encode(),
+                                      np.uint8).reshape(-1, 1)
+        g["Data"] = h5py.ExternalLink(str(tmp_path / "secret.h5"), "/x")
+        f["Data/Spectrum"] = h5py.ExternalLink(str(tmp_path / "secret.h5"), "/")
+    r = VeloxEmdTranslator().translate([tmp_path / "evil.emd"])
+    assert r.constant["acceleration_voltage"] == 300.0 and not r.arrays
+    assert any("/Data/Spectrum is a link; not followed" in w for w in r.warnings)

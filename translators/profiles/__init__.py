@@ -114,15 +114,35 @@ def apply_profile(data_dir: Path, name: str, templates_root: Path,
     unknown = sorted(({k for k in metadata["constant"]} | {k for r in metadata["variable"] for k in r}) - set(template))
     if unknown:  # a builder bug, never the vendor's: refuse rather than write an invalid package
         raise ProfileError(f"profile {name} produced keys absent from {def_path.name}: {unknown}")
+    return _write(data_dir, metadata, template) | {"profile": name, "metadata_def": def_path.name,
+                                                   "warnings": warnings}
+
+
+def apply_def(data_dir: Path, def_path: Path) -> dict[str, Any]:
+    """As ``apply_profile``, for a metadata-def the site names by path: every term is one vendor
+    key (``originalName``), as in the Rigaku and VAMAS templates (``translators.rde_template``)."""
+    from translators.rde_template import apply_template
+
+    data_dir = Path(data_dir)
+    template = load_def(def_path)
+    try:
+        original = json.loads((data_dir / "labedge" / "original_metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProfileError(f"{data_dir}: no readable labedge/original_metadata.json ({exc})") from None
+    metadata, warnings = apply_template(original, template)
+    return _write(data_dir, metadata, template) | {"profile": None, "metadata_def": str(def_path), "warnings": warnings}
+
+
+def _write(data_dir: Path, metadata: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+    """The template's metadata and def in meta/ and tasksupport/; labedge's own kept under labedge/."""
     labedge = data_dir / "labedge"
-    if not (labedge / "labedge_metadata.json").exists():
-        (data_dir / "meta" / "metadata.json").replace(labedge / "labedge_metadata.json")
-        (data_dir / "tasksupport" / "metadata-def.json").replace(labedge / "labedge_metadata-def.json")
+    for src, dst in (("meta/metadata.json", "labedge_metadata.json"), ("tasksupport/metadata-def.json",
+                                                                       "labedge_metadata-def.json")):
+        if (data_dir / src).is_file() and not (labedge / dst).exists():  # once: a second profile keeps the first's
+            (data_dir / src).replace(labedge / dst)
     write_json(data_dir / "meta" / "metadata.json", metadata)
     write_json(data_dir / "tasksupport" / "metadata-def.json", template)
-    return {"profile": name, "metadata_def": def_path.name, "terms": len(template),
-            "written": len(metadata["constant"]) + sum(len(r) for r in metadata["variable"]),
-            "warnings": warnings}
+    return {"terms": len(template), "written": len(metadata["constant"]) + sum(len(r) for r in metadata["variable"])}
 
 
 def _defaults(path: Path, template: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from translators.common import best_score, require_file, text
 from translators.contract import Array, CorruptFile, Preview, TranslationResult, load_vocabulary
 from translators.safeio import read_head
 
-MAX_PIXELS = 1 << 28
+MAX_PIXELS = 1 << 26  # 64 Mpixel: within the sandbox memory limit even as float64
 _TAGS = {"ImageWidth": "image_width", "ImageLength": "image_height", "BitsPerSample": "bits_per_sample",
          "SamplesPerPixel": "samples_per_pixel", "Software": "software", "Make": "make", "Model": "model",
          "Artist": "artist", "ImageDescription": "description"}

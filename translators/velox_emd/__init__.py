@@ -59,6 +59,15 @@ def _is_velox(p: Path) -> bool:
         return False
 
 
+def _hard(group: Any, name: str) -> bool:
+    import h5py
+
+    try:
+        return isinstance(group.get(name, getlink=True), h5py.HardLink)
+    except (KeyError, OSError, ValueError):
+        return False
+
+
 def _bytes(v: Any) -> bytes:
     if isinstance(v, np.ndarray):
         v = v.ravel()[0] if v.dtype.kind == "O" or v.dtype.kind == "S" else v.tobytes()
@@ -109,17 +118,25 @@ class VeloxEmdTranslator:
             raise CorruptFile(f"{path.name}: HDF5 cannot be opened ({exc})") from None
         with f:
             version = _json(f["Version"][()], f"{path.name}:/Version", warnings)
-            datasets = []  # (kind, guid, group)
-            for kind, grp in f["Data"].items():
-                if isinstance(grp, h5py.Group):
-                    for guid, g in grp.items():
-                        if isinstance(g, h5py.Group):
-                            datasets.append((kind, guid, g))
+            datasets = []  # (kind, guid, group); only hard links: an external link would open another file
+            data_root = f["Data"] if _hard(f, "Data") else None
+            if data_root is None:
+                raise CorruptFile(f"{path.name}: /Data is a link, not a group; not followed")
+            for kind in list(data_root.keys())[:64]:
+                if not _hard(data_root, kind) or not isinstance(data_root[kind], h5py.Group):
+                    warnings.append(f"{path.name}: /Data/{kind} is a link; not followed")
+                    continue
+                grp = data_root[kind]
+                for guid in list(grp.keys())[:4096]:
+                    if _hard(grp, guid) and isinstance(grp[guid], h5py.Group):
+                        datasets.append((kind, guid, grp[guid]))
+                    else:
+                        warnings.append(f"{path.name}: /Data/{kind}/{guid} is a link; not followed")
             original: dict[str, Any] = {"Version": version}
             metas: list[dict[str, Any]] = []
             for kind, guid, g in datasets:
                 meta: dict[str, Any] = {}
-                if isinstance(g.get("Metadata"), h5py.Dataset):
+                if _hard(g, "Metadata") and isinstance(g.get("Metadata"), h5py.Dataset):
                     m = g["Metadata"]
                     col = m[:, 0] if m.ndim == 2 else m[()]
                     meta = _json(np.asarray(col, dtype=np.uint8).tobytes(), f"{path.name}:{m.name}", warnings)
@@ -178,8 +195,8 @@ class VeloxEmdTranslator:
             exp = num(flat.get(f"Detectors/Detector-{idx}/ExposureTime"))
             if exp is not None:
                 row["exposure_time"] = exp
-        ds = g.get("Data")
-        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iufb":
+        ds = g.get("Data") if _hard(g, "Data") else None
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iufb" or ds.is_virtual:
             warnings.append(f"{name}: {kind}/{guid} has no numeric Data; metadata only")
             return row, None
         if ds.size * ds.dtype.itemsize > MAX_ARRAY_BYTES:

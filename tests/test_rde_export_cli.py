@@ -78,9 +78,12 @@ def test_a_missing_required_invoice_field_is_named(tmp_path: Path) -> None:
     pkg = _package(tmp_path, sample, bad, "pkg-eels")
     out = tmp_path / "export"
     res = _export(str(pkg), "--template", "nims-temdm3", "--templates", str(templates), "--out", str(out))
-    assert res.returncode == 1 and "'names' is a required property" in res.stderr and "sample" in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr
-    assert (out / "pkg-eels.zip").is_file() and not (out / "pkg-eels.invoice.json").exists()
+    assert res.returncode == 1 and "invoice: sample: 'names' is a required property" in res.stdout, res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+    assert (out / "pkg-eels.zip").is_file() and (out / "pkg-eels.invoice.json").is_file()
+    report = json.loads((out / "pkg-eels.export.json").read_text(encoding="utf-8"))
+    assert report["invoice_problems"] == ["sample: 'names' is a required property"]
+    assert report["metadata_def"] == "metadata-def_EELS.json"  # the method read from the file
 
 
 def test_aes_requires_the_measurement_method_and_says_so(tmp_path: Path) -> None:
@@ -96,7 +99,7 @@ def test_aes_requires_the_measurement_method_and_says_so(tmp_path: Path) -> None
     (data / "invoice" / "invoice.json").write_text(json.dumps(_invoice()), encoding="utf-8")
     out = tmp_path / "export"
     res = _export(str(data.parent), "--template", "nims-aes-survey", "--templates", str(templates), "--out", str(out))
-    assert res.returncode == 1 and "custom: 'measurement_method' is a required property" in res.stderr, res.stderr
+    assert res.returncode == 1 and "custom: 'measurement_method' is a required property" in res.stdout, res.stdout
     with zipfile.ZipFile(out / "pkg-aes.zip") as z:
         meta = json.loads(z.read("meta/metadata.json"))
         assert {"para", "id", "data"} <= {n.rsplit("/", 1)[-1] for n in z.namelist() if n.startswith("nonshared_raw/")}
@@ -107,3 +110,9 @@ def test_aes_requires_the_measurement_method_and_says_so(tmp_path: Path) -> None
 def test_without_the_official_templates_the_error_says_what_to_set(tmp_path: Path) -> None:
     res = _export(str(tmp_path), "--template", "nims-em", "--templates", str(tmp_path / "nope"), "--out", str(tmp_path))
     assert res.returncode == 2 and "official template" in res.stderr and "Traceback" not in res.stderr
+    sample = require_shared(SHARED / "samples" / "gatan_dm" / "test_diffraction_pattern.dm3")
+    pkg = _package(tmp_path, sample, _invoice(), "pkg-ted")
+    res = _export(str(pkg), "--template", "nims-em", "--out", str(tmp_path / "o"))  # no --templates
+    assert res.returncode == 1 and "needs --templates DIR" in res.stdout and "Traceback" not in res.stderr
+    res = _export(str(pkg), "--template", "nims-nope", "--out", str(tmp_path / "o"))
+    assert res.returncode == 1 and "neither a profile" in res.stdout
