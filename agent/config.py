@@ -256,6 +256,13 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
         if inst.rde_template and "rde_templates_dir" not in data:
             raise ConfigError(f"{source}: instruments[{inst.id}].rde_template = {inst.rde_template!r} needs "
                               "rde_templates_dir (the folder holding the official NIMS template repositories)")
+        if inst.rde_template and check_watch_folders:
+            from translators.profiles import get
+
+            folder = get(inst.rde_template).def_path(dirs["rde_templates_dir"]).parent
+            if not folder.is_dir():  # said at start-up, not as a warning on every package
+                raise ConfigError(f"{source}: instruments[{inst.id}].rde_template = {inst.rde_template!r}: "
+                                  f"rde_templates_dir has no {folder} (the official template's tasksupport folder)")
     scalars = {k: data[k] for k in ("log_level", "default_owner_id", "spool_max_bytes", "min_free_bytes", "rescan_seconds",
                                      "translate_timeout_seconds", "translate_memory_mb") if k in data}
     return Config(source=source, device_id=data["device_id"], instruments=tuple(instruments), upload=upload,

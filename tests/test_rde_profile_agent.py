@@ -100,6 +100,12 @@ def test_rde_template_needs_the_templates_folder(tmp_path: Path) -> None:
         load_config(cfg, check_watch_folders=False)
 
 
+def test_a_templates_folder_without_the_template_is_refused_at_start(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, tmp_path, 'rde_template = "nims-xps-vamas"', f'rde_templates_dir = "{tmp_path}"')
+    with pytest.raises(ConfigError, match="rde_templates_dir has no .*RDE_XPS.*scienta_omicron"):
+        load_config(cfg)
+
+
 def test_an_unknown_rde_template_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
     cfg = _config(tmp_path, tmp_path, 'rde_template = "nims-xrd-bruker"', f'rde_templates_dir = "{tmp_path}"')
     with pytest.raises(ConfigError, match="rde_template"):
