@@ -190,3 +190,24 @@ def test_phi_spe_and_pro_in_the_ulvac_phi_template(tmp_path: Path, rde_validate:
     assert {r["cycle_control_preset"]["value"] for r in pro["variable"]} == {"0.50min 20cyc"}
     assert pro["constant"]["total_cycle_number"] == {"value": "20"}
     assert pro["constant"]["time_from_sputtering_to_measurement"] == {"value": "15.0", "unit": "s"}
+
+
+def test_jeol_sem_pair_in_the_em_tiff_template(tmp_path: Path, rde_validate: Path) -> None:
+    """A JEOL SEM image with its $CM_ sidecar (no official output): the pixel numbers are the image's."""
+    from PIL import Image
+
+    folder = SAMPLES.parent / "samples-variants" / "sem_jeol_zeiss"
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    raws = []
+    for name in ("jeol_8530F_image000.tif", "jeol_8530F_image000.txt"):
+        shutil.copy2(folder / name, data / "raw" / name)
+        raws.append(data / "raw" / name)
+    assert translate_into(raws, data, timeout_s=60).status in ("ok", "partial")
+    summary = profiles.apply_profile(data, "nims-em", TEMPLATES)
+    assert summary["metadata_def"] == "metadata-def_Tiff.json"
+    meta = json.loads((data / "meta" / "metadata.json").read_text())["constant"]
+    with Image.open(folder / "jeol_8530F_image000.tif") as im:
+        assert (meta["pixel_number_along_x_axis"]["value"], meta["pixel_number_along_y_axis"]["value"]) == im.size
+    assert meta["file_last_modified_date_time"]["value"][:4].isdigit()
+    assert_rde_valid(rde_validate, data)

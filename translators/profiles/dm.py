@@ -175,6 +175,14 @@ def _tiff_tags(raw_files: list[Path]) -> dict[str, Any]:
                 return {t.name: t.value for t in tif.pages[0].tags.values() if isinstance(t.value, (int, str))}
         except Exception:  # a damaged TIFF leaves the terms out; the translator already reported it
             return {}
+    from PIL import Image
+
+    for raw in (p for p in raw_files if p.suffix.lower() in (".bmp", ".jpg", ".jpeg", ".png")):
+        try:
+            with Image.open(raw) as im:  # reads the header only; the size is all the template asks
+                return {"ImageWidth": im.width, "ImageLength": im.height}
+        except Exception:  # as above: the translator has reported a damaged image
+            return {}
     return {}
 
 
@@ -201,7 +209,7 @@ def build_em(original: dict[str, Any], template: dict[str, Any], raw_files: list
 
 
 _DM = ("gatan-dm",)
-_TIFF = ("fei-tiff", "zeiss-tiff", "tiff-image")
+_TIFF = ("fei-tiff", "zeiss-tiff", "tiff-image", "jeol-sem")
 PROFILES = (
     Profile("nims-temdm3", _DM, "RDE_ELECTRON_MICROSCOPE_STANDARD", "templates/template_TemDm3/tasksupport",
             build_temdm3, defs={m: f"metadata-def_{m}.json" for m in ("TEM", "STEM", "EELS", "TED")}),
