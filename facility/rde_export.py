@@ -43,6 +43,11 @@ def _data_dir(package: Path) -> Path:
     d = package / "data" if (package / "data").is_dir() else package
     if not (d / "labedge" / "original_metadata.json").is_file():
         raise ExportError(f"{package}: not a labedge package (no data/labedge/original_metadata.json)")
+    # the receiver writes every file itself; a link in the store was planted, and following it
+    # would put a file from elsewhere on this machine into a zip bound for RDE
+    links = [p for p in d.rglob("*") if p.is_symlink()]
+    if links or d.is_symlink():
+        raise ExportError(f"{package}: refused, it holds a symbolic link ({(links or [d])[0]})")
     return d
 
 

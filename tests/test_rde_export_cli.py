@@ -116,3 +116,16 @@ def test_without_the_official_templates_the_error_says_what_to_set(tmp_path: Pat
     assert res.returncode == 1 and "needs --templates DIR" in res.stdout and "Traceback" not in res.stderr
     res = _export(str(pkg), "--template", "nims-nope", "--out", str(tmp_path / "o"))
     assert res.returncode == 1 and "neither a profile" in res.stdout
+
+
+def test_a_planted_symlink_in_a_stored_package_is_refused(tmp_path: Path) -> None:
+    sample = require_shared(SHARED / "samples" / "vamas" / "regular.vms")
+    pkg = _package(tmp_path, sample, _invoice(), "pkg-link")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("facility key material", encoding="utf-8")
+    (pkg / "data" / "structured" / "notes.txt").symlink_to(secret)
+    out = tmp_path / "export"
+    res = _export(str(pkg), "--template", "nims-xps-vamas", "--templates",
+                  str(require_shared(SHARED / "rde-official" / "templates")), "--out", str(out))
+    assert res.returncode == 1 and "symbolic link" in res.stdout and "notes.txt" in res.stdout, res.stdout
+    assert not (out / "pkg-link.zip").exists()
