@@ -211,3 +211,16 @@ def test_jeol_sem_pair_in_the_em_tiff_template(tmp_path: Path, rde_validate: Pat
         assert (meta["pixel_number_along_x_axis"]["value"], meta["pixel_number_along_y_axis"]["value"]) == im.size
     assert meta["file_last_modified_date_time"]["value"][:4].isdigit()
     assert_rde_valid(rde_validate, data)
+
+
+def test_unforeseen_vendor_values_keep_labedge_vocabulary(tmp_path: Path) -> None:
+    """A builder that meets values it did not foresee says so; the translation is not lost."""
+    _, data = _profiled(tmp_path, SAMPLES / "gatan_dm" / "test_diffraction_pattern.dm3", "nims-temdm3")
+    original = json.loads((data / "labedge" / "original_metadata.json").read_text())
+    for img in original["tags"]["ImageList"].values():
+        img["ImageData"]["Dimensions"] = {"[0]": "eighty-seven"}  # hostile: not a number
+    (data / "labedge" / "original_metadata.json").write_text(json.dumps(original))
+    before = (data / "meta" / "metadata.json").read_bytes()
+    with pytest.raises(profiles.ProfileError, match="nims-temdm3 could not map.*ValueError"):
+        profiles.apply_profile(data, "nims-temdm3", TEMPLATES)
+    assert (data / "meta" / "metadata.json").read_bytes() == before  # nothing half-written

@@ -104,10 +104,10 @@ def apply_profile(data_dir: Path, name: str, templates_root: Path,
         original = json.loads((data_dir / "labedge" / "original_metadata.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ProfileError(f"{data_dir}: no readable labedge/original_metadata.json ({exc})") from None
-    variant = variant_of(profile, list(raw_files), original)
+    variant = _guarded(name, data_dir, variant_of, profile, list(raw_files), original)
     def_path = profile.def_path(templates_root, variant)
     template = load_def(def_path)
-    metadata, warnings = profile.builder(original, template, list(raw_files))
+    metadata, warnings = _guarded(name, data_dir, profile.builder, original, template, list(raw_files))
     if profile.defaults:
         defaults = _defaults(def_path.parent / profile.defaults, template)
         metadata["constant"] = {**defaults, **metadata["constant"]}
@@ -116,6 +116,16 @@ def apply_profile(data_dir: Path, name: str, templates_root: Path,
         raise ProfileError(f"profile {name} produced keys absent from {def_path.name}: {unknown}")
     return _write(data_dir, metadata, template) | {"profile": name, "metadata_def": def_path.name,
                                                    "warnings": warnings}
+
+
+def _guarded(name: str, data_dir: Path, fn: Callable[..., Any], *args: Any) -> Any:
+    """Vendor values a profile did not foresee become a ProfileError (the package keeps labedge's
+    vocabulary), never a crash of the translation."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        raise ProfileError(f"profile {name} could not map {data_dir.name}'s metadata "
+                           f"({type(exc).__name__}: {exc})") from None
 
 
 def apply_def(data_dir: Path, def_path: Path) -> dict[str, Any]:
