@@ -129,3 +129,15 @@ def test_a_missing_official_template_keeps_labedge_vocabulary_with_a_warning(tmp
     terms = json.loads((data / "tasksupport/metadata-def.json").read_text())
     assert "institution" in terms and "institution_identifier" not in terms and json.loads((data / "meta/metadata.json").read_text())["constant"]
     assert not (data / "labedge" / "labedge_metadata.json").exists()
+
+
+def test_labedge_translate_takes_a_profile_name(tmp_path: Path, samples_dir: Path) -> None:
+    templates = require_shared(TEMPLATES)
+    cmd = [sys.executable, "-m", "agent", "translate", str(samples_dir / "gatan_dm" / "test-EELS_spectrum.dm3"),
+           "--out", str(tmp_path / "o"), "--rde-template", "nims-temdm3"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 2 and "--rde-templates DIR" in res.stderr
+    res = subprocess.run([*cmd, "--rde-templates", str(templates)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0 and "RDE template nims-temdm3" in res.stdout, res.stdout + res.stderr
+    meta = json.loads((tmp_path / "o" / "test-EELS_spectrum.dm3" / "data" / "meta" / "metadata.json").read_text())
+    assert meta["constant"]["eels.acceleration_voltage"] == {"value": 200000.0, "unit": "V"}  # "Voltage" tag, in V

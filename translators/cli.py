@@ -55,7 +55,7 @@ def _print_report(name: str, rep: dict[str, Any], verbose: bool) -> None:
         print("   encodings: " + ", ".join(f"{k} {v}" for k, v in rep["encodings"].items()))
     if rep.get("rde_template"):
         t = rep["rde_template"]
-        print(f"   RDE template {t['source']}: {t['written']} values written in its vocabulary "
+        print(f"   RDE template {t.get('profile') or t.get('source')}: {t['written']} values written in its vocabulary "
               "(meta/metadata.json); labedge's own terms below are in labedge/labedge_metadata.json")
     shown = rep.get("mapped") or []
     if not verbose:
@@ -69,6 +69,21 @@ def _print_report(name: str, rep: dict[str, Any], verbose: bool) -> None:
         print(f"   wrote {f}")
 
 
+def _template_choice(args: argparse.Namespace) -> tuple[Path | None, tuple[str, Path] | None]:
+    """``--rde-template``: a profile name (translators.profiles) or a metadata-def.json path."""
+    from translators.profiles import names
+
+    if not args.rde_template:
+        return None, None
+    if args.rde_template in names():
+        root = args.rde_templates or os.environ.get("LABEDGE_RDE_TEMPLATES")
+        if not root or not Path(root).is_dir():
+            raise NotADirectoryError(f"--rde-template {args.rde_template} needs --rde-templates DIR (or "
+                                     "LABEDGE_RDE_TEMPLATES), the folder holding the official NIMS template repositories")
+        return None, (args.rde_template, Path(root).resolve())
+    return Path(args.rde_template).resolve(), None
+
+
 def run_translate(args: argparse.Namespace) -> int:
     if args.mapping:
         os.environ[ENV_VAR] = os.pathsep.join([*args.mapping, os.environ.get(ENV_VAR, "")]).strip(os.pathsep)
@@ -80,6 +95,11 @@ def run_translate(args: argparse.Namespace) -> int:
     out_root = Path(args.out)
     failures = 0
     results = []
+    try:
+        template_path, profile = _template_choice(args)
+    except NotADirectoryError as exc:
+        print(f"labedge translate: {exc}", file=sys.stderr)
+        return 2
     for name, files in work:
         target = out_root / name
         data = target / "data"
@@ -92,7 +112,7 @@ def run_translate(args: argparse.Namespace) -> int:
             copies.append(dst)
         outcome = translate_into(copies, data, translator=args.translator, timeout_s=args.timeout,
                                  memory_mb=args.memory_mb,
-                                 rde_template=Path(args.rde_template).resolve() if args.rde_template else None)
+                                 rde_template=template_path, rde_profile=profile)
         failures += not outcome.ok
         results.append({"name": name, "data_dir": str(data), **outcome.report})
         if not args.json:
@@ -130,8 +150,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement (default 120)")
     p.add_argument("--memory-mb", type=int, default=2048, help="memory limit of the translator (default 2048)")
     p.add_argument("--json", action="store_true", help="print the translation reports as JSON")
-    p.add_argument("--rde-template", metavar="METADATA_DEF",
-                   help="an official RDE template's metadata-def.json: write metadata in its vocabulary")
+    p.add_argument("--rde-template", metavar="NAME|METADATA_DEF",
+                   help="write metadata in an official RDE template's vocabulary: a profile from "
+                        "`labedge translators` (with --rde-templates) or a metadata-def.json")
+    p.add_argument("--rde-templates", metavar="DIR",
+                   help="folder holding the official NIMS template repositories (default: $LABEDGE_RDE_TEMPLATES)")
     p.add_argument("-v", "--verbose", action="store_true", help="show mapped terms of every scan")
     p.set_defaults(func=run_translate)
     q = subparsers.add_parser("translators", help="list installed translators with version and load errors")
