@@ -174,3 +174,16 @@ def test_repeated_sidecar_keys_are_all_kept(tmp_path: Path) -> None:
     result, error = progress.translate(JeolSemTranslator(), [txt])
     assert error is None
     assert result.original["sidecar_repeated"]["$CM_COMMENT"][-2:] == ["first note", "second note"]
+
+
+def test_repeated_ras_header_keys_keep_every_value(tmp_path: Path) -> None:
+    from translators.rigaku import RigakuTranslator
+
+    text = (SAMPLES / "rigaku_xrd" / "XRD_RIGAKU.ras").read_bytes()
+    i = text.index(b"*FILE_COMMENT")
+    ras = tmp_path / "rep.ras"
+    ras.write_bytes(text[:i] + b'*FILE_COMMENT "second comment"\r\n' + text[i:])
+    result, error = progress.translate(RigakuTranslator(), [ras])
+    assert error is None
+    header = result.original["header"]
+    assert header["*FILE_COMMENT"] == "second comment" and header["*FILE_COMMENT#2"] == "XRD example"
