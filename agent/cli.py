@@ -5,6 +5,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -32,22 +33,40 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.check import load_checked_config
+    from agent.instance import AlreadyRunning
     from agent.logs import setup_logging
     from agent.runner import Agent
 
     cfg = load_checked_config(args.config or default_config_path())
+    try:
+        agent = Agent(cfg)
+    except AlreadyRunning as exc:
+        print(f"labedge: {exc}", file=sys.stderr)
+        return 2
     path = setup_logging(cfg.log_dir, cfg.log_level, console=True)
     log.info("logging to %s", path)
-    return Agent(cfg).run_forever()
+    return agent.run_forever()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from agent.status import build_status, format_status
+    from agent.status import build_status, exit_code, format_status
 
     cfg = load_config(args.config or default_config_path(), check_watch_folders=False)
     st = build_status(cfg)
-    print(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
-    return 0
+    print_safely(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
+    return exit_code(st)
+
+
+def print_safely(text: str) -> None:
+    """Print for a pipe that may close early (`status --json | head -c 10`): no BrokenPipe traceback."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at devnull so that flush cannot fail either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -100,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="queue and health")
+    p = sub.add_parser("status", help="queue and health; exit 0 running and healthy, 1 running with problems, "
+                       "3 not running, 2 bad config")
     _config_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

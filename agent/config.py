@@ -6,6 +6,7 @@ fills defaults from platformdirs.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -129,6 +130,24 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "labedge.toml"
 
 
+def config_key(source: Path) -> str:
+    """A folder name unique to one config file: its name (letters kept) and a hash of its full path."""
+    resolved = str(Path(source).resolve())
+    stem = re.sub(r"[^\w.-]", "_", Path(source).stem)[:40] or "config"
+    return f"{stem}-{hashlib.sha256(resolved.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+def default_dirs(source: Path) -> dict[str, Path]:
+    """The platform's per-user folders, one set per config file: two configs never share a
+    state folder or a spool (they would package each file twice and show each other's status)."""
+    key = config_key(source)
+    return {
+        "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / key / "spool",
+        "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)) / key,
+        "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)) / key,
+    }
+
+
 def load_config(path: Path | str, *, check_watch_folders: bool = True) -> Config:
     """Read, validate and resolve a config file. Raises ConfigError with a precise message."""
     path = Path(path)
@@ -229,11 +248,7 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
             u[key] = resolve(u[key])
         upload = UploadConfig(**u)
 
-    dirs = {
-        "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
-        "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)),
-        "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)),
-    }
+    dirs = default_dirs(source)
     for key in dirs:
         if key in data:
             dirs[key] = resolve(data[key])
