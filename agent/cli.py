@@ -18,7 +18,8 @@ log = logging.getLogger("labedge")
 COMMAND_MODULES = [
     "translators.cli",         # translate, translators
     "translators.worker",      # _translate-worker (the sandbox child)
-    "agent.transport.cli",     # receive, pki, enroll
+    "agent.transport.cli",     # enroll (the device side)
+    "facility.cli",            # receive, pki (the facility side)
     "agent.demo",              # demo
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray

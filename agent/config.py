@@ -18,6 +18,7 @@ import jsonschema
 import platformdirs
 
 from config import config_schema
+from config.validation import ConfigError, describe_error  # noqa: F401 - part of this module's API
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,10 +33,6 @@ UNKNOWN_OWNER = "0" * 56
 #: Files instruments and editors write while working; never data.
 DEFAULT_EXCLUDES = ["*.tmp", "*.temp", "~$*", "*~", "*.swp", "*.bak", "*.part", "*.crdownload", ".~lock.*",
                     "Thumbs.db", "desktop.ini", ".DS_Store", "*.lock", "*.lck"]
-
-
-class ConfigError(Exception):
-    """The configuration file is missing, unreadable or invalid; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -263,47 +260,3 @@ def validate_config_dict(data: dict[str, Any], *, source: Path | str = "config")
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise ConfigError(f"{source}: " + describe_error(errors[0], data))
-
-
-def describe_error(err: jsonschema.ValidationError, data: dict[str, Any]) -> str:
-    """One line naming the key, the instrument id when inside [[instruments]], and what is allowed."""
-    path = list(err.absolute_path)
-    where = _key_path(path, data)
-    if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        allowed = ", ".join(sorted(err.schema.get("properties", {})))
-        key = f"{where}.{extra[0]}" if where else extra[0]
-        return f"unknown key {key!r}; allowed here: {allowed}"
-    if err.validator == "required":
-        missing = err.message.split("'")[1] if "'" in err.message else err.message
-        return f"missing required key {(where + '.' if where else '') + missing!r}"
-    if err.validator == "type":
-        return f"{where}: expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
-    if err.validator == "enum":
-        return f"{where}: {err.instance!r} is not one of {', '.join(map(repr, err.validator_value))}"
-    if err.validator == "pattern":
-        hint = err.schema.get("description", f"must match {err.validator_value}")
-        return f"{where}: {err.instance!r} is not allowed ({hint})"
-    if err.validator in ("minimum", "maximum"):
-        return f"{where}: {err.instance!r} is out of range ({err.validator} {err.validator_value})"
-    if err.validator == "minItems":
-        return f"{where}: needs at least {err.validator_value} item(s)"
-    return f"{where or 'top level'}: {err.message}"
-
-
-def _key_path(path: list[Any], data: Any) -> str:
-    out = ""
-    node = data
-    for part in path:
-        if isinstance(part, int):
-            label = f"[{part}]"
-            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict) and "id" in node[part]:
-                label = f"[{part}] (id={node[part]['id']!r})"
-            out += label
-        else:
-            out += ("." if out else "") + str(part)
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return out

@@ -180,7 +180,7 @@ def drop(files: list[tuple[str, bytes]], folder: Path) -> list[Path]:
 # ---------------------------------------------------------------- setting up
 
 def make_pki(lay: Layout) -> None:
-    from agent.transport.pki import init_ca, issue
+    from facility.pki import init_ca, issue
     init_ca(lay.ca, cn="labedge demo CA (throwaway)", days=90)
     issue(lay.ca, "localhost", lay.certs, server=True, days=90)
     issue(lay.ca, DEVICE, lay.certs, days=90)
@@ -361,7 +361,7 @@ def _interrupt(signum: int, _frame: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from agent.transport.pki import PKIError
+    from facility.pki import PKIError
 
     lay = Layout((args.dir or default_dir()).resolve())
     if lay.config.exists():

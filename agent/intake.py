@@ -12,14 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.state.store import StateStore
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+from wire.words import human  # noqa: F401 - re-exported: the agent's surfaces format sizes with it
 
 
 @dataclass

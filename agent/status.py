@@ -50,7 +50,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
                            "state_db": str(cfg.state_db), "spool_dir": str(cfg.spool_dir),
                            "offline": cfg.upload is None}
     if cfg.upload is not None:  # read the file directly: the warning must show with the agent stopped
-        from agent.transport.pki import certificate_status
+        from agent.transport.enroll import certificate_status
         out["certificate"] = certificate_status(cfg.upload.cert_file, cfg.device_id)
     locked, holder = liveness(cfg)
     config_problems = _config_problems(cfg)

@@ -98,7 +98,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
 
-    from agent.transport.pki import init_ca, issue
+    from facility.pki import init_ca, issue
     from installer.mosquitto.render import write_broker_files
 
     tmp = Path(tempfile.mkdtemp(prefix="labedge-bench-", dir=os.environ.get("BENCH_TMP")))

@@ -42,3 +42,12 @@ def write_bag_tags(bag_dir: Path, payload: Iterable[tuple[str, str, int]], info:
 
 def _one_line(value: str) -> str:
     return " ".join(str(value).split())
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            digest, _, rel = line.partition("  ")
+            out[rel] = digest.strip().lower()
+    return out

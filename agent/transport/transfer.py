@@ -12,21 +12,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.package.bag import encode_manifest_path
-from agent.transport.protocol import CHUNK_HEADER, CHUNK_MAGIC, TAG_FILES, FileEntry, Offer, make_offer
+from agent.package.bag import encode_manifest_path, read_manifest  # noqa: F401
+from wire.protocol import CHUNK_HEADER, CHUNK_MAGIC, TAG_FILES, FileEntry, Offer, make_offer
 
 
 class BagUnreadable(Exception):
     """The package in the spool is missing files or inconsistent with its own manifests."""
-
-
-def read_manifest(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            digest, _, rel = line.partition("  ")
-            out[rel] = digest.strip().lower()
-    return out
 
 
 def bag_files(bag: Path) -> list[FileEntry]:

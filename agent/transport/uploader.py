@@ -21,9 +21,9 @@ from agent.health import Health
 from agent.package.builder import Spool
 from agent.state.store import StateStore
 from agent.threads import Worker
-from agent.transport import protocol as P
-from agent.transport.link import Link, LinkSettings
-from agent.transport.tls import TransportError, client_context
+from wire import protocol as P
+from wire.link import Link, LinkSettings
+from wire.tls import TransportError, client_context
 from agent.transport.transfer import BagUnreadable, Transfer, bag_files
 
 log = logging.getLogger(__name__)

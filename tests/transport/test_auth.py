@@ -19,8 +19,8 @@ import pytest
 from agent.config import ConfigError, load_config
 from agent.runner import Agent
 from agent.status import build_status
-from agent.transport import pki as P
-from agent.transport.tls import probe
+from facility import pki as P
+from wire.tls import probe
 from transport_helpers import MOSQUITTO, ReceiverProc, agent_config, free_port, make_packages, stored, wait_for
 
 UTC = dt.timezone.utc

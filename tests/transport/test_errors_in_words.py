@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from agent.transport.link import Link, LinkSettings
-from agent.transport.pki import init_ca, issue
-from agent.transport.tls import TransportError, client_context
+from wire.link import Link, LinkSettings
+from facility.pki import init_ca, issue
+from wire.tls import TransportError, client_context
 from transport_helpers import AgentProc, agent_config, db_counts, free_port, make_packages, wait_for
 
 

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.cli import main as labedge
-from agent.transport import pki
+from agent.transport import enroll
+from facility import pki
 
 UTC = dt.timezone.utc
 
@@ -38,7 +39,7 @@ def test_ca_and_leaf_keys_are_owner_only(ca: Path, tmp_path: Path) -> None:
     old = os.umask(0)  # a permissive umask must not widen key permissions
     try:
         cert, key = pki.issue(ca, "dev-1", tmp_path / "out")
-        k2, _csr = pki.make_key_and_csr("dev-2", tmp_path / "enr")
+        k2, _csr = enroll.make_key_and_csr("dev-2", tmp_path / "enr")
     finally:
         os.umask(old)
     for k in (ca / "ca.key", key, k2):
@@ -96,7 +97,7 @@ def test_refuses_to_overwrite_keys(ca: Path, tmp_path: Path) -> None:
     with pytest.raises(pki.PKIError, match="already exists"):
         pki.issue(ca, "dev", tmp_path)
     with pytest.raises(pki.PKIError, match="already exists"):
-        pki.make_key_and_csr("dev", tmp_path)
+        enroll.make_key_and_csr("dev", tmp_path)
     with pytest.raises(pki.PKIError, match="refusing to replace a CA"):
         pki.init_ca(ca)
     assert (tmp_path / "dev.key").read_bytes() == before
@@ -105,7 +106,7 @@ def test_refuses_to_overwrite_keys(ca: Path, tmp_path: Path) -> None:
 
 
 def test_enroll_then_sign_keeps_key_on_pc(ca: Path, tmp_path: Path) -> None:
-    key, csr = pki.make_key_and_csr("pc-7", tmp_path / "pc")
+    key, csr = enroll.make_key_and_csr("pc-7", tmp_path / "pc")
     cert = pki.sign_csr(ca, csr, tmp_path / "admin")
     assert cert == tmp_path / "admin" / "pc-7.pem"
     assert not (tmp_path / "admin" / "pc-7.key").exists()

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from agent.package.bag import write_bag_tags
-from agent.transport import protocol as P
-from agent.transport.receiver_store import PackageInvalid, Partial, expire_partials, final_dir
+from wire import protocol as P
+from facility.store import PackageInvalid, Partial, expire_partials, final_dir
 from agent.transport.transfer import Transfer, bag_files
 
 PID = "20261122T052501123Z-1a2b3c4d"
@@ -157,7 +157,7 @@ def test_abandoned_partials_expire(tmp_path):
 
 def test_receiver_config_names_unknown_keys_and_defaults_client_id_to_cn(tmp_path, pki):
     from agent.config import ConfigError
-    from agent.transport.receiver_config import load_receiver_config
+    from facility.receiver_config import load_receiver_config
     cert, key = pki.certs["labedge-receiver"]
     base = (f'broker = "mqtts://localhost:8883"\nca_file = "{pki.ca}"\ncert_file = "{cert}"\nkey_file = "{key}"\n'
             f'store_dir = "{tmp_path / "store"}"\n')

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 
-from agent.transport import receiver_store
-from agent.transport.receiver import Receiver
-from agent.transport.receiver_config import load_receiver_config
+from facility import store as receiver_store
+from facility.receiver import Receiver
+from facility.receiver_config import load_receiver_config
 from transport_helpers import (DEVICES, AgentProc, ReceiverProc, agent_config, assert_exactly_once, db_counts,
                                make_packages, wait_for)
 

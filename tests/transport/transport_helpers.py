@@ -48,7 +48,7 @@ def free_port() -> int:
 # ------------------------------------------------------------------------------------ PKI
 class PKI:
     def __init__(self, root: Path) -> None:
-        from agent.transport.pki import init_ca, issue
+        from facility.pki import init_ca, issue
         self.root = root
         self.ca_dir = root / "ca"
         init_ca(self.ca_dir)

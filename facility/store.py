@@ -23,8 +23,8 @@ from pathlib import Path
 
 from agent.package.copying import write_fully
 from agent.package.verify import verify_package
-from agent.transport.protocol import Offer, ProtocolError, parse_offer
-from agent.transport.transfer import read_manifest
+from wire.protocol import Offer, ProtocolError, parse_offer
+from agent.package.bag import read_manifest
 
 try:
     import fcntl

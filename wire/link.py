@@ -19,7 +19,7 @@ import tenacity
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.transport.tls import TransportError, describe_failure, probe
+from wire.tls import TransportError, describe_failure, probe
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import jsonschema
 
-from agent.config import ConfigError, describe_error
-from agent.transport.tls import own_cert_summary
+from config.validation import ConfigError, describe_error
+from wire.tls import own_cert_summary
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from agent.intake import human
-from agent.transport import protocol as P
-from agent.transport.link import Link, LinkSettings
-from agent.transport.receiver_config import ReceiverConfig
-from agent.transport.receiver_store import (PackageInvalid, Partial, expire_partials, final_dir, partial_ids,
+from wire.words import human
+from wire import protocol as P
+from wire.link import Link, LinkSettings
+from facility.receiver_config import ReceiverConfig
+from facility.store import (PackageInvalid, Partial, expire_partials, final_dir, partial_ids,
                                             stored_digests)
-from agent.transport.tls import client_context
+from wire.tls import client_context
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,10 @@
+"""Sizes in words, the same on the PC and at the facility (status, busy replies, the demo)."""
+from __future__ import annotations
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
