@@ -78,8 +78,8 @@ def upload_problems(cfg: Config, key_permissions: KeyPermissions | None = None) 
     u = cfg.upload
     if u is None:
         return []
-    from agent.transport.pki import certificate_status
-    from agent.transport.tls import TransportError, client_context
+    from agent.transport.enroll import certificate_status
+    from wire.tls import TransportError, client_context
 
     out: list[CheckProblem] = []
     try:
@@ -100,7 +100,7 @@ def upload_problems(cfg: Config, key_permissions: KeyPermissions | None = None) 
 
 def broker_problems(u: UploadConfig) -> list[CheckProblem]:
     """One TLS handshake with the broker, outside MQTT, the way the uploader explains failures."""
-    from agent.transport.tls import TransportError, client_context, probe
+    from wire.tls import TransportError, client_context, probe
 
     try:
         ctx = client_context(u.ca_file, u.cert_file, u.key_file)
