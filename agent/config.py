@@ -86,6 +86,9 @@ class InstrumentConfig:
     recursive: bool = True
     unpaired_policy: str = "send"      # agent.sheets: "hold" forever, or "send" unpaired after hold_seconds
     hold_seconds: float = 600.0        # wait this long for a sample sheet before the policy applies
+    truncated_grace_seconds: float = 60.0   # "looks truncated": wait this long for the file to change
+    empty_file_seconds: float = 300.0       # a 0-byte file waits this long for content, then ships marked empty
+    open_file_wait_seconds: float = 600.0   # a file its writer holds open waits to be closed at most this long
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -58,7 +58,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
     if not cfg.state_db.exists():
         out.update(agent={"running": bool(locked), "pid": holder.get("pid"),
                           "note": "the agent has never run with this config"},
-                   packages={"queued": 0, "uploading": 0, "delivered": 0, "failed": 0},
+                   packages={"queued": 0, "uploading": 0, "delivered": 0, "failed": 0, "superseded": 0},
                    oldest_queued_age_seconds=None, spool_bytes=0, spool_max_bytes=cfg.spool_max_bytes,
                    intake={"paused": False, "reason": None}, problems=config_problems, progress=[], failed=[],
                    page=_page_address(cfg, {}, False))
