@@ -60,7 +60,12 @@ class CloseEvents:
                 if before is not None and now != before:
                     self.writing.add(path)
                 self.size[path] = now
-        elif event_type in ("created", "closed"):
+        elif event_type == "created":
+            # a new file starts empty: the size is read when the event is handled, maybe after the
+            # first writes, so any size seen at the next "modified" counts as written since
+            self.writing.discard(path)
+            self.size[path] = 0
+        elif event_type == "closed":
             self.writing.discard(path)
             size = self._size(path)
             if size is not None:
