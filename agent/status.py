@@ -159,7 +159,9 @@ def format_status(st: dict[str, Any]) -> str:
     if st.get("page"):
         lines.append(f"  local page: {st['page']}" + ("" if agent.get("running") else " (when the agent runs)"))
     lines.append(f"  packages: {p['queued']} queued, {p['uploading']} uploading, {p['delivered']} delivered, "
-                 f"{p['failed']} failed")
+                 f"{p['failed']} failed"
+                 + (f", {p['superseded']} superseded by a later version before upload (never sent)"
+                    if p.get("superseded") else ""))
     if st.get("oldest_queued_age_seconds") is not None:
         lines.append(f"  oldest waiting: {st['oldest_queued_age_seconds']:.0f} s")
     lines.append(f"  spool: {human(st['spool_bytes'])} of {human(st['spool_max_bytes'])}")

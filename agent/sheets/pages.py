@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 E = html.escape
 STATE_LABEL = {"queued": "待機中 / waiting", "uploading": "送信中 / uploading",
-               "delivered": "送信済 / delivered", "failed": "失敗 / failed"}
+               "delivered": "送信済 / delivered", "failed": "失敗 / failed",
+               "superseded": "新しい版で置換 / superseded by a later version (never sent)"}
 
 
 def _when(t: float | None) -> str:
@@ -88,7 +89,7 @@ def render_queue(srv: "LocalServer") -> str:
     parts = [f'<header><h1>labedge <span class="sub">{E(srv.cfg.device_id)} · 127.0.0.1:{srv.port}</span></h1>'
              '</header><main><div id="banner" class="banner" role="status"></div>', _status_card(srv)]
     parts.append('<section class="card"><h2>キュー / Queue</h2><div class="counts">')
-    for s in ("queued", "uploading", "delivered", "failed"):
+    for s in ("queued", "uploading", "delivered", "failed", *(("superseded",) if counts.get("superseded") else ())):
         parts.append(f'<div id="count-{s}"><b>{counts.get(s, 0)}</b>{E(STATE_LABEL[s])}</div>')
     parts.append("</div>")
     if counts.get("failed"):
@@ -136,7 +137,7 @@ def render_queue(srv: "LocalServer") -> str:
         err = f'<div class="hint">{E(p.last_error)}</div>' if p.last_error else ""
         att = (f'<input type="file" multiple accept=".txt,.csv,.md,.png,.jpg,.jpeg" data-attach-input="{E(p.id)}"> '
                f'<button class="btn small" type="button" data-attach="{E(p.id)}">添付 / Attach</button>'
-               if p.kind == "measurement" else "")
+               if p.kind == "measurement" and p.state != "superseded" else "")
         parts.append(f'<tr data-package="{E(p.id)}"><td class="mono">{E(p.id)}{kind}</td><td>{E(p.instrument_id)}</td>'
                      f'<td><span class="state {E(p.state)}">{E(STATE_LABEL.get(p.state, p.state))}</span>{err}</td>'
                      f"<td>{E(human(p.bytes))} · {p.n_files}</td><td>{att}</td></tr>")

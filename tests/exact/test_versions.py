@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
-from core_helpers import db_packages, instrument, package_dirs, provenance, status_json, wait_for, write_config
+from core_helpers import labedge, db_packages, instrument, package_dirs, provenance, status_json, wait_for, write_config
 from transport_helpers import AgentProc, ReceiverProc, agent_config, db_counts, stored
 
 from facility.links import superseded_by
@@ -104,7 +105,7 @@ def test_undelivered_truncated_package_is_superseded_and_never_uploaded(tmp_path
     offline = root / "offline.toml"
     text = online.read_text()
     upload = text[text.index("[upload]"):text.index("[[instruments]]")]
-    offline.write_text(text.replace(upload, ""))
+    offline.write_text(text.replace(upload, "").replace("[web]\nenabled = false", "[web]\nport = 0"))
     proc = AgentProc(offline).start()
     db = root / "state" / "state.sqlite3"
     try:
@@ -113,8 +114,13 @@ def test_undelivered_truncated_package_is_superseded_and_never_uploaded(tmp_path
         wait_for(lambda: {p["state"] for p in db_packages(db)} == {"queued", "superseded"}, 30,
                  "the truncated package to be superseded by the final one")
         st = status_json(offline)
+        text = labedge("status", "-c", str(offline)).stdout
+        with urllib.request.urlopen(st["page"], timeout=10) as r:  # the local page says so too
+            page = r.read().decode()
     finally:
         proc.kill()
+    assert "1 superseded by a later version before upload (never sent)" in text, text
+    assert "superseded by a later version (never sent)" in page
     first, second = sorted(db_packages(db), key=lambda p: p["id"])
     assert first["state"] == "superseded" and first["superseded_by"] == second["id"]
     assert st["packages"]["superseded"] == 1 and st["packages"]["queued"] == 1
@@ -180,3 +186,21 @@ def test_empty_file_waits_for_content_or_ships_once_marked_empty(tmp_path):
     by_name = {Path(provenance(d)["sources"][0]["path"]).name: provenance(d) for d in package_dirs(tmp_path / "spool")}
     assert by_name["blank.txt"]["empty"] is True and by_name["blank.txt"]["sources"][0]["size"] == 0
     assert "empty" not in by_name["empty.ras"] and by_name["empty.ras"]["sources"][0]["size"] == len(FINAL)
+
+
+def test_offer_carries_supersedes_and_a_hostile_list_is_refused():
+    import pytest
+
+    from agent.package.ids import new_package_id
+    from wire import protocol as P
+
+    pid, old = new_package_id(), new_package_id()
+    files = [P.FileEntry(t, 1, "0" * 64) for t in P.TAG_FILES]
+    offer = P.make_offer(pid, 65536, files, supersedes=[old])
+    got = P.parse_offer(pid, offer.to_json(), max_bytes=10**6)
+    assert got.supersedes == (old,) and got.tag == offer.tag
+    for bad in (["../../etc"], [pid], "x", [old] * (P.MAX_SUPERSEDES + 1)):
+        msg = json.loads(offer.to_json())
+        msg["supersedes"] = bad
+        with pytest.raises(P.ProtocolError, match="supersedes"):
+            P.parse_offer(pid, json.dumps(msg).encode(), max_bytes=10**6)
