@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.intake import disk_low_reason, human
-from agent.state.store import StateStore
+from agent.state.store import open_reader
 
 HEARTBEAT_STALE = 10.0
 
@@ -55,15 +55,15 @@ def build_status(cfg: Config) -> dict[str, Any]:
     locked, holder = liveness(cfg)
     config_problems = _config_problems(cfg)
     disk = _live_disk(cfg) if cfg.spool_dir.exists() else None
-    if not cfg.state_db.exists():
+    store = open_reader(cfg.state_db)  # None: never ran, or it is creating its tables right now
+    if store is None:
         out.update(agent={"running": bool(locked), "pid": holder.get("pid"),
-                          "note": "the agent has never run with this config"},
+                          "note": "the agent is starting" if locked else "the agent has never run with this config"},
                    packages={"queued": 0, "uploading": 0, "delivered": 0, "failed": 0, "superseded": 0},
                    oldest_queued_age_seconds=None, spool_bytes=0, spool_max_bytes=cfg.spool_max_bytes,
                    intake={"paused": False, "reason": None}, problems=config_problems, progress=[], failed=[],
                    page=_page_address(cfg, {}, False))
         return out
-    store = StateStore(cfg.state_db, readonly=True)
     try:
         health = store.health()
         counts = store.counts()

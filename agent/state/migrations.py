@@ -132,6 +132,10 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]]
             continue
         try:
             conn.execute("BEGIN IMMEDIATE")
+            # another process (the tray, a second reader-writer) may have applied it meanwhile
+            if conn.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in filter(str.strip, sql.split(";")):
                 conn.execute(statement)
             conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))

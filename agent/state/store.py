@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from agent.state.migrations import apply_migrations
+from agent.state.migrations import MIGRATIONS, apply_migrations
 
 
 def _import_sqlite_utils():  # noqa: ANN202
@@ -67,6 +67,34 @@ class PackageRow:
     delivered_at: float | None
 
 
+class NotMigrated(Exception):
+    """The state DB exists, but the agent has not finished creating its tables yet: no data yet."""
+
+
+def _require_migrated(conn: sqlite3.Connection, path: Path) -> None:
+    """A reader (status, tray, demo) can open the file between its creation and the migrations."""
+    try:
+        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    except sqlite3.OperationalError:  # "no such table": created, not yet migrated
+        done = set()
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+    if not {name for name, _ in MIGRATIONS} <= done:
+        conn.close()
+        raise NotMigrated(f"{path}: the agent is still setting up its state database")
+
+
+def open_reader(path: Path) -> "StateStore | None":
+    """A read-only store, or None when there is no data yet (no file, or not migrated yet)."""
+    if not Path(path).exists():
+        return None
+    try:
+        return StateStore(path, readonly=True)
+    except NotMigrated:
+        return None
+
+
 class StateStore:
     """Thread-safe access to the state database at ``path``."""
 
@@ -76,6 +104,7 @@ class StateStore:
         if readonly:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                    check_same_thread=False, timeout=10)
+            _require_migrated(conn, self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
