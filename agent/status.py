@@ -85,7 +85,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
     running = bool(locked) if locked is not None else fresh
     problems = [{"key": k, **v} for k, v in snap.get("problems", {}).items()] if running else []
     paused = facts.get("intake_paused") if running else None
-    if running and not fresh:
+    if running and not fresh and not _just_started(holder):
         free = _free(cfg)
         problems.append({"key": "status:stale", "kind": "error", "message": (
             f"the agent is running (PID {holder.get('pid', '?')}) but has not written its state for "
@@ -116,6 +116,16 @@ def build_status(cfg: Config) -> dict[str, Any]:
         page=_page_address(cfg, facts, running),
     )
     return out
+
+
+def _just_started(holder: dict[str, Any]) -> bool:
+    """The lock is taken before the first heartbeat: a silent state DB is no problem yet."""
+    import datetime as dt
+    try:
+        started = dt.datetime.fromisoformat(str(holder["started_at"])).timestamp()
+    except (KeyError, ValueError, TypeError):
+        return False
+    return time.time() - started < HEARTBEAT_STALE
 
 
 def _free(cfg: Config) -> int | None:

@@ -114,3 +114,17 @@ def test_status_at_a_full_disk_says_running_and_paused(tmp_path):
             assert agent.stop() == 0
     finally:
         unmount(disk)
+
+
+def test_a_hung_agent_is_running_with_a_problem(tmp_path):
+    """SIGSTOP: the lock stays held (running) but nothing is written: exit 1 and it says why."""
+    cfg = agent_cfg(tmp_path)
+    agent = Run(cfg).wait_running()
+    try:
+        assert status(cfg)[0] == 0  # just started, heartbeat fresh: no problem
+        agent.proc.send_signal(signal.SIGSTOP)
+        rc, st = wait_for(lambda: (lambda r: r if r[0] == 1 else None)(status(cfg)), 30, "the stale state")
+        assert st["agent"]["running"] and any("has not written its state" in p["message"] for p in st["problems"])
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
+        assert agent.stop() == 0
