@@ -89,6 +89,7 @@ class InstrumentConfig:
     truncated_grace_seconds: float = 60.0   # "looks truncated": wait this long for the file to change
     empty_file_seconds: float = 300.0       # a 0-byte file waits this long for content, then ships marked empty
     open_file_wait_seconds: float = 600.0   # a file its writer holds open waits to be closed at most this long
+    sheet_file_hours: float = 12.0     # a *.sheet.json pairs only files written after it, within this time
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 from agent.config import Config
 from agent.intake import disk_low_reason, human
 from agent.state.store import open_reader
+from agent.summary import summarize
 
 HEARTBEAT_STALE = 10.0
 
@@ -63,6 +64,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
                    oldest_queued_age_seconds=None, spool_bytes=0, spool_max_bytes=cfg.spool_max_bytes,
                    intake={"paused": False, "reason": None}, problems=config_problems, progress=[], failed=[],
                    page=_page_address(cfg, {}, False))
+        out["summary"] = summarize(out).as_dict()
         return out
     try:
         health = store.health()
@@ -73,7 +75,8 @@ def build_status(cfg: Config) -> dict[str, Any]:
         spool_bytes = store.spool_bytes()
         control = store.control()
         from agent.sheets.sheetdb import sheets_status  # held measurements, active sheets
-        sheets = sheets_status(store, [i.id for i in cfg.instruments])
+        sheets = sheets_status(store, [i.id for i in cfg.instruments],
+                               {i.id: i.hold_seconds for i in cfg.instruments if i.unpaired_policy == "send"})
     finally:
         store.close()
     beat = health.get("heartbeat", {}).get("value")
@@ -115,6 +118,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
         upload=_upload_section(cfg, facts, running),
         page=_page_address(cfg, facts, running),
     )
+    out["summary"] = summarize(out).as_dict()  # the one user-facing state: tray, page and CLI show it
     return out
 
 
@@ -160,9 +164,13 @@ def format_status(st: dict[str, Any]) -> str:
     p = st["packages"]
     agent = st["agent"]
     lines = [f"labedge status for device {st['device_id']} ({st['config']})"]
+    sm = st.get("summary") or {}
+    if sm:
+        lines += [f"  {sm['state'].upper()}: {sm['reason']}", f"  what to do: {sm['action']}"]
     if agent.get("running"):
         lines.append(f"  agent: running (PID {agent.get('pid') or '?'}), version {agent.get('version')}, "
-                     + ("OFFLINE (no [upload] section: packages stay queued)" if st.get("offline") else "ONLINE"))
+                     + ("keeps measurements locally (not set up to upload)" if st.get("offline") else
+                        "set up to upload"))
     else:
         lines.append("  agent: not running" + (f" (last heartbeat {agent['heartbeat_age_seconds']:.0f} s ago)"
                                                if agent.get("heartbeat_age_seconds") else ""))
