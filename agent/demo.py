@@ -289,12 +289,18 @@ def stored_path(lay: Layout, package_id: str) -> Path | None:
 
 
 def _rows(lay: Layout) -> list[Any]:
+    import sqlite3
+
     from agent.state.store import open_reader
     store = open_reader(lay.state / "state.sqlite3")  # None until the agent has created its tables
     if store is None:
         return []
     try:
         return [(row, store.files_of(row.id)) for row in store.list_packages(None, limit=1000)]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # the agent has created the file but not yet its tables: nothing to show yet
+        raise
     finally:
         store.close()
 
