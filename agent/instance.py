@@ -70,11 +70,8 @@ class Instance:
         """Take every lock or none; raises AlreadyRunning naming the agent that holds one."""
         cfg = self.cfg
         try:
-            for folder, what in ((cfg.state_dir, "state folder"), (cfg.spool_dir, "spool")):
-                folder.mkdir(parents=True, exist_ok=True)
-                self._take(FileLock(folder / LOCK_NAME), lambda h, folder=folder, what=what: (
-                    f"another labedge agent is already running with the {what} {folder}: {_describe(h)}. "
-                    "Stop it first (`labedge status` shows it), or give this config its own state_dir and spool_dir"))
+            self._take_folder(cfg.state_dir, "state folder")
+            self._take_folder(cfg.spool_dir, "spool")
             self._take_device()
         except BaseException:
             self.release()
@@ -87,6 +84,20 @@ class Instance:
         except LockHeld as held:
             raise AlreadyRunning(message(held.holder)) from None
         self.locks.append(lock)
+
+    def _take_folder(self, folder: Path, what: str) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._take(FileLock(folder / LOCK_NAME), lambda h: (
+                f"another labedge agent is already running with the {what} {folder}: {_describe(h)}. "
+                "Stop it first (`labedge status` shows it), or give this config its own state_dir and spool_dir"))
+        except AlreadyRunning:
+            raise
+        except OSError as exc:  # e.g. the service's private folder, opened by another user
+            raise AlreadyRunning(
+                f"cannot lock the {what} {folder} ({exc.strerror or exc}): it belongs to another user, perhaps "
+                "the labedge service (see `labedge status --system`); run as that user, or give this config its "
+                "own state_dir and spool_dir") from None
 
     def _take_device(self) -> None:
         path = device_lock_path(self.cfg.device_id)

@@ -69,7 +69,21 @@ class FileLock:
     def acquire(self, info: dict[str, Any], wait: float = 2.0) -> None:
         """Take the lock, retrying for ``wait`` s (a `status` probe holds it for microseconds)."""
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(self.path, flags, self.mode)  # O_CLOEXEC by default: children never inherit it
+        writable = True
+        try:
+            fd = os.open(self.path, flags, self.mode)  # O_CLOEXEC by default: children never inherit it
+        except PermissionError:
+            if not self.path.is_file():
+                raise
+            # another user's lock file (a shared lock folder): a read-only handle still locks it,
+            # so that user's agent and this one still exclude each other; we just cannot sign it
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0))
+            writable = False
+        if writable and sys.platform != "win32":
+            try:
+                os.fchmod(fd, self.mode)  # the umask (a service's 0077) must not hide the holder from others
+            except OSError:
+                pass
         deadline = time.monotonic() + wait
         while not _try_lock(fd):
             if time.monotonic() >= deadline:
@@ -77,6 +91,9 @@ class FileLock:
                 os.close(fd)
                 raise LockHeld(self.path, holder)
             time.sleep(0.05)
+        if not writable:
+            self._fd = fd
+            return
         try:
             data = json.dumps(info, ensure_ascii=False).encode("utf-8")
             os.ftruncate(fd, INFO_OFFSET)
@@ -93,6 +110,9 @@ class FileLock:
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, INFO_OFFSET)  # no stale "who" left for readers
+        except OSError:
+            pass  # a read-only handle (another user's file)
+        try:
             _unlock(fd)
         except OSError:
             pass

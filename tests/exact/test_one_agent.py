@@ -128,3 +128,27 @@ def test_a_hung_agent_is_running_with_a_problem(tmp_path):
     finally:
         agent.proc.send_signal(signal.SIGCONT)
         assert agent.stop() == 0
+
+
+def test_another_users_lock_file_still_excludes(tmp_path):
+    """A lock file this user cannot write (another user's, mode 0644 in a shared folder): a
+    read-only handle still takes part in the lock. The child obeys file modes (root without
+    CAP_DAC_OVERRIDE, as in test_core_badinput)."""
+    from agent.oslock import FileLock
+    from test_check import _as_user
+
+    path = tmp_path / "labedge-device-x.lock"
+    mine = FileLock(path, mode=0o644)
+    mine.acquire({"pid": os.getpid(), "config": "first.toml"})
+    os.chmod(path, 0o444)  # as if another user owned it: this child may only read it
+    child = ("import sys; from pathlib import Path; from agent.oslock import FileLock, LockHeld\n"
+             "l = FileLock(Path(sys.argv[1]))\n"
+             "try:\n    l.acquire({}, wait=0.2)\nexcept LockHeld as e:\n    print('HELD', e.holder['config']); sys.exit(0)\n"
+             "print('TAKEN')\n")
+    run = lambda: subprocess.run([sys.executable, "-c", child, str(path)], cwd=REPO, capture_output=True, text=True,
+                                 timeout=30, **_as_user())
+    r = run()
+    assert r.stdout.strip() == "HELD first.toml", r.stdout + r.stderr
+    mine.release()
+    r = run()
+    assert r.stdout.strip() == "TAKEN", r.stdout + r.stderr
