@@ -142,10 +142,11 @@ def _free(cfg: Config) -> int | None:
 def exit_code(st: dict[str, Any]) -> int:
     """0 running and healthy, 1 running with problems, 3 not running, 2 a config `run` would refuse."""
     errors = [p for p in st.get("problems", []) if p.get("kind") == "error"]
-    if not st["agent"]["running"]:
-        return EXIT_BAD_CONFIG if any(p["key"].startswith("config:") for p in errors) else EXIT_NOT_RUNNING
+    if not (st.get("agent") or {}).get("running"):
+        return EXIT_BAD_CONFIG if any(str(p.get("key", "")).startswith("config:") for p in errors) \
+            else EXIT_NOT_RUNNING
     cert = st.get("certificate") or {}
-    if errors or st["intake"]["paused"] or st.get("failed") or cert.get("expired"):
+    if errors or (st.get("intake") or {}).get("paused") or st.get("failed") or cert.get("expired"):
         return EXIT_PROBLEMS
     return EXIT_HEALTHY
 
