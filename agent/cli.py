@@ -20,7 +20,7 @@ COMMAND_MODULES = [
     "translators.worker",      # _translate-worker (the sandbox child)
     "agent.transport.cli",     # enroll (the device side)
     "facility.cli",            # receive, pki (the facility side)
-    "facility.remote.cli",     # TEMPORARY: fleet keys (until the fleet group is on main)
+    "facility.fleet.cli",      # fleet status/serve, + the actions in facility.fleet.cli.FLEET_ACTION_MODULES
     "agent.demo",              # demo
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray
