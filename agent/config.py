@@ -6,6 +6,7 @@ fills defaults from platformdirs.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -87,6 +88,9 @@ class InstrumentConfig:
     recursive: bool = True
     unpaired_policy: str = "send"      # agent.sheets: "hold" forever, or "send" unpaired after hold_seconds
     hold_seconds: float = 600.0        # wait this long for a sample sheet before the policy applies
+    truncated_grace_seconds: float = 60.0   # "looks truncated": wait this long for the file to change
+    empty_file_seconds: float = 300.0       # a 0-byte file waits this long for content, then ships marked empty
+    open_file_wait_seconds: float = 600.0   # a file its writer holds open waits to be closed at most this long
     sheet_file_hours: float = 12.0     # a *.sheet.json pairs only files written after it, within this time
     rde_template: str | None = None    # an official NIMS template profile (translators.profiles); None = labedge's vocabulary
     extra: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +135,24 @@ class Config:
 
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "labedge.toml"
+
+
+def config_key(source: Path) -> str:
+    """A folder name unique to one config file: its name (letters kept) and a hash of its full path."""
+    resolved = str(Path(source).resolve())
+    stem = re.sub(r"[^\w.-]", "_", Path(source).stem)[:40] or "config"
+    return f"{stem}-{hashlib.sha256(resolved.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+def default_dirs(source: Path) -> dict[str, Path]:
+    """The platform's per-user folders, one set per config file: two configs never share a
+    state folder or a spool (they would package each file twice and show each other's status)."""
+    key = config_key(source)
+    return {
+        "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / key / "spool",
+        "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)) / key,
+        "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)) / key,
+    }
 
 
 def load_config(path: Path | str, *, check_watch_folders: bool = True, system: bool = False) -> Config:
@@ -244,11 +266,7 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
         dirs = {"spool_dir": sp.spool_dir, "state_dir": sp.state_dir, "log_dir": sp.log_dir}
         status_file = sp.status_file
     else:
-        dirs = {
-            "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
-            "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)),
-            "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)),
-        }
+        dirs = default_dirs(source)  # per config file: two configs never share state or spool
     for key in dirs:
         if key in data:
             dirs[key] = resolve(data[key])

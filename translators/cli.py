@@ -1,6 +1,6 @@
 """``labedge translate FILE... --out DIR`` and ``labedge translators``.
 
-``translate`` runs exactly the agent's path (sandboxed worker, same limits) offline, so a data
+``translate`` runs exactly the agent's path (sandboxed worker, the agent's default limits) offline, so a data
 architect sees what the agent would ship: each FILE (or each folder, as one measurement)
 becomes ``DIR/<name>/`` with raw/ copies and the RDE outputs, and a summary is printed.
 """
@@ -14,21 +14,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.config import Config as AGENT_DEFAULTS  # its dataclass defaults are the agent's limits
 from translators.generic_text.config import ENV_VAR
 from translators.pipeline import translate_into
 from translators.registry import load_registry
-from translators.writer import safe_name
+from translators.writer import safe_name, unique_name
 
 
 def _measurements(items: list[str]) -> list[tuple[str, list[Path]]]:
     out = []
+    used: set[str] = set()  # a/scan.ras and b/scan.ras must not write into one output folder
     for item in items:
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file())
-            out.append((safe_name(p.name), files))
+            out.append((unique_name(safe_name(p.name), used), files))
         elif p.is_file():
-            out.append((safe_name(p.name), [p]))
+            out.append((unique_name(safe_name(p.name), used), [p]))
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
     return out
@@ -147,8 +149,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--translator", default="auto", help="translator name (default: auto-detect)")
     p.add_argument("--mapping", action="append", default=[],
                    help="extra generic-text mapping file or folder (TOML/JSON); repeatable")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement (default 120)")
-    p.add_argument("--memory-mb", type=int, default=2048, help="memory limit of the translator (default 2048)")
+    # the agent's own defaults (agent.config.Config), so an offline run meets exactly the agent's limits
+    p.add_argument("--timeout", type=float, default=AGENT_DEFAULTS.translate_timeout_seconds,
+                   help=f"seconds per measurement (default {AGENT_DEFAULTS.translate_timeout_seconds:g}, "
+                        "as the agent's translate_timeout_seconds)")
+    p.add_argument("--memory-mb", type=int, default=AGENT_DEFAULTS.translate_memory_mb,
+                   help=f"memory limit of the translator in MB (default {AGENT_DEFAULTS.translate_memory_mb}, "
+                        "as the agent's translate_memory_mb)")
     p.add_argument("--json", action="store_true", help="print the translation reports as JSON")
     p.add_argument("--rde-template", metavar="NAME|METADATA_DEF",
                    help="write metadata in an official RDE template's vocabulary: a profile from "
