@@ -186,16 +186,16 @@ class Uploader(Worker):
             room = self.link.max_packet_size - P.PUBLISH_OVERHEAD - P.CHUNK_HEADER.size
             # receivers bound chunks per package (wire.protocol.MAX_CHUNKS): big packages get big chunks
             chunk = P.chunk_size_for(row.bytes or 0, min(self.u.chunk_size, room), room)
+            if not self.store.claim_for_upload(row.id):
+                continue  # superseded by a later version a moment ago: it never leaves the PC
             try:
                 t = Transfer.open(row.id, Path(row.path), chunk)
                 if t.offer.chunks > P.MAX_CHUNKS:  # the tag files made it a little bigger than recorded
                     t = Transfer.open(row.id, Path(row.path), P.chunk_size_for(t.offer.total_bytes, chunk, room))
             except BagUnreadable as exc:
                 log.error("%s", exc)
-                self.store.set_state(row.id, "failed", f"package cannot be read from the spool: {exc}",
-                                     count_attempt=True)
+                self.store.set_state(row.id, "failed", f"package cannot be read from the spool: {exc}")
                 continue
-            self.store.set_state(row.id, "uploading", count_attempt=True)
             t.query = secrets.randbits(30)
             self.active[row.id] = t
             log.info("uploading %s: %d file(s), %d bytes, %d chunk(s) of %d bytes", row.id, len(t.offer.files),
