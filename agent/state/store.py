@@ -198,7 +198,7 @@ class StateStore:
         with self._lock:
             for path in paths:
                 row = self.conn.execute("SELECT package_id FROM files WHERE path=? ORDER BY version DESC LIMIT 1",
-                                        (path,)).fetchone()
+                                        (path_text(path),)).fetchone()
                 if row:
                     ids.add(row[0])
         return [r for r in (self.package(i) for i in sorted(ids)) if r is not None]
