@@ -49,6 +49,7 @@ class UploadConfig:
     delete_delivered: bool = True
     parallel: int = 4
     reconnect_max: float = 60.0
+    renew_days: float = 30.0           # agent.fleet.renew: renew this long before the certificate expires
 
     @property
     def host(self) -> str:

@@ -117,6 +117,9 @@ def _add_pki(sub: Any) -> None:
     q.add_argument("--force", action="store_true", help="overwrite an existing CN.pem")
     q.set_defaults(func=cmd_pki_sign_csr)
 
+    from facility.pki_cli import add_pki_commands  # renewal service, revoke, crl
+    add_pki_commands(psub)
+
 
 
 

@@ -54,6 +54,8 @@ class Uploader(Worker):
         self._paused_until = 0.0
         self._allow_at = 0.0                            # rate limit: earliest time of the next chunk
         self._last_facts = 0.0
+        from agent.fleet.renew import CertificateRenewer  # renewal rides on this connection
+        self.renewer = CertificateRenewer(cfg, health)
 
     # ------------------------------------------------------------------ thread
     def wake(self) -> None:
@@ -68,8 +70,14 @@ class Uploader(Worker):
                 if not self.link.connected:
                     self._facts(force=True)
                     if not self.link.ensure_connected(self._sleep):
-                        break
+                        if self.stopping:
+                            break
+                        continue  # the renewer went back to the old certificate: a new link
                     self._facts(force=True)
+                if self.renewer.relink:  # new certificate files on disk: reconnect with them
+                    self._relink()
+                    continue
+                self.renewer.tick(self._publish_small)
                 sending = self._pump()
                 self.link.loop(timeout=0.002 if sending else 0.05)
                 self._facts()
@@ -81,7 +89,19 @@ class Uploader(Worker):
 
     def _sleep(self, seconds: float) -> bool:
         self._facts(force=True)
+        if self.renewer.connect_failed():
+            self._relink()
+            return True
         return self.wait(seconds)
+
+    def _relink(self) -> None:
+        self.renewer.relink = False
+        if self.link is not None:
+            self.link.close()
+        self.link = None
+
+    def _publish_small(self, topic: str, payload: bytes) -> int | None:
+        return self.link.publish(topic, payload) if self.link is not None else None
 
     def _make_link(self) -> bool:
         u = self.u
@@ -95,7 +115,8 @@ class Uploader(Worker):
                                 cert_file=u.cert_file, key_file=u.key_file, keepalive=u.keepalive,
                                 session_expiry=u.session_expiry, clean_start=False,
                                 max_inflight=u.window + u.parallel + 8,
-                                subscriptions=[(P.device_down_filter(u.topic_prefix, self.cfg.device_id), 1)],
+                                subscriptions=[(P.device_down_filter(u.topic_prefix, self.cfg.device_id), 1),
+                                               (self.renewer.filter, 1)],
                                 backoff_max=u.reconnect_max)
         self.link = Link(settings, ctx, on_message=self._on_message, on_puback=self._on_puback,
                          on_connected=self._on_connected)
@@ -111,6 +132,7 @@ class Uploader(Worker):
     # ------------------------------------------------------------------ connection events
     def _on_connected(self, session_present: bool) -> None:
         self.health.clear_problem("upload:connect")
+        self.renewer.connected()
         if len(self.mids) > 10_000:  # paho re-sends its in-flight messages itself, under the same mids
             self.mids.clear()
         for t in list(self.active.values()):  # resume: ask the receiver what it lacks
@@ -252,6 +274,9 @@ class Uploader(Worker):
 
     # ------------------------------------------------------------------ receiver messages
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        if "/pki/cert/" in msg.topic:
+            self.renewer.handle(msg.topic, msg.payload)
+            return
         try:
             pid = P.parse_down_topic(self.u.topic_prefix, self.cfg.device_id, msg.topic)
             body = P.parse_down(msg.payload)

@@ -33,9 +33,15 @@ def render_acl(receivers: list[str] | None = None) -> str:
 
 
 def render_conf(*, port: int, ca: Path, cert: Path, key: Path, acl: Path, data_dir: Path,
-                log_file: Path, bind: str = "127.0.0.1") -> str:
-    """The shipped mosquitto.conf with loopback port and local paths (all absolute)."""
+                log_file: Path, bind: str = "127.0.0.1", crl: Path | None = None) -> str:
+    """The shipped mosquitto.conf with loopback port and local paths (all absolute).
+
+    ``crl`` defaults to ``crl.pem`` beside ``ca`` (where `labedge pki init` writes it)."""
+    crl = Path(crl) if crl is not None else Path(ca).parent / "crl.pem"
+    if not crl.is_file():
+        raise FileNotFoundError(f"{crl}: the broker's CRL is missing (write one with `labedge pki crl --ca DIR`)")
     repl = {
+        "crlfile": str(crl.resolve()),
         "listener": f"{port} {bind}",
         "cafile": str(Path(ca).resolve()),
         "certfile": str(Path(cert).resolve()),

@@ -1,0 +1,1 @@
+"""The device's part in fleet operations: status, remote commands, certificate renewal."""
