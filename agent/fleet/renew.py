@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Wait this long for the renewal service before asking again (it may be down).
 ANSWER_TIMEOUT = 120.0
+NO_MATCHING_SUBSCRIBERS = 0x10
 #: After a refusal or a failed test, try again this much later (the problem stays on the status).
 RETRY_AFTER = 3600.0
 
@@ -78,6 +79,7 @@ class Pending:
     req_id: str
     started: float
     done: list[Done]
+    mid: int | None = None
 
 
 class CertificateRenewer:
@@ -92,6 +94,7 @@ class CertificateRenewer:
         self.relink = False                           # the uploader must reconnect with the files on disk
         self.forced: list[Done] = []
         self.next_try = 0.0
+        self.no_service = 0                           # requests in a row nobody was subscribed to
         self.filter = R.device_filter(self.u.topic_prefix, self.device)
         fixed = repair_pair(self.cert_p, self.key_p)
         if fixed:
@@ -153,10 +156,27 @@ class CertificateRenewer:
         body = {"type": "renew", "id": req_id, "csr": csr_pem, "current": current_pem, "proof": R.b64(proof)}
         self.pending = Pending(req_id, now, self.forced)
         self.forced = []
-        publish(R.csr_topic(self.u.topic_prefix, self.device, req_id), R.encode(body))
+        mid = publish(R.csr_topic(self.u.topic_prefix, self.device, req_id), R.encode(body))
+        self.pending.mid = mid if isinstance(mid, int) else None
         log.info("certificate renewal: sent request %s (current certificate: %s days left)", req_id,
                  f"{self.days_left():.0f}" if self.days_left() is not None else "?")
         self._facts("requested")
+
+    def on_puback(self, mid: int, reason: int) -> bool:
+        """The broker's verdict on our request. True if ``mid`` was ours."""
+        if self.pending is None or mid != self.pending.mid:
+            return False
+        if reason == NO_MATCHING_SUBSCRIBERS:  # the renewal service is not running: ask again soon
+            self.no_service += 1
+            wait = min(5.0 * 2 ** (self.no_service - 1), RETRY_AFTER)
+            self._fail(f"the facility's renewal service is not listening (no subscriber at the broker)",
+                       retry=wait)
+        elif reason >= 0x80:
+            self._fail(f"the broker refused the renewal request (reason {reason:#x}): check the broker ACL "
+                       f"allows '{self.u.topic_prefix}/%u/pki/csr/#'")
+        else:
+            self.no_service = 0
+        return True
 
     # ------------------------------------------------------------------ 2. + 3. the answer
     def handle(self, topic: str, payload: bytes) -> None:
@@ -251,15 +271,16 @@ class CertificateRenewer:
         return True
 
     # ------------------------------------------------------------------ words
-    def _fail(self, msg: str, done: list[Done] | None = None) -> None:
+    def _fail(self, msg: str, done: list[Done] | None = None, retry: float = RETRY_AFTER) -> None:
         waiting = done if done is not None else (self.pending.done if self.pending else []) + self.forced
         self.pending, self.forced = None, []
         _suffixed(self.key_p, ".new").unlink(missing_ok=True)
         _suffixed(self.cert_p, ".new").unlink(missing_ok=True)
-        self.next_try = time.monotonic() + RETRY_AFTER
+        self.next_try = time.monotonic() + retry
         log.warning("certificate renewal: %s", msg)
+        again = f"{retry / 60:.0f} minutes" if retry >= 120 else f"{retry:.0f} s"
         self.health.problem("cert:renew", f"certificate renewal: {msg}; the current certificate stays in use "
-                            f"and renewal is tried again in {RETRY_AFTER / 60:.0f} minutes", kind="warning")
+                            f"and renewal is tried again in {again}", kind="warning")
         self._facts("failed", msg)
         for d in waiting:
             d(False, msg)

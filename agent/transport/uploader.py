@@ -242,6 +242,8 @@ class Uploader(Worker):
 
     # ------------------------------------------------------------------ broker acks
     def _on_puback(self, mid: int, reason: int) -> None:
+        if self.renewer.on_puback(mid, reason):
+            return
         entry = self.mids.pop(mid, None)
         if entry is None or reason < 0x80 and reason != NO_MATCHING_SUBSCRIBERS:
             return
