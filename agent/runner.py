@@ -33,6 +33,8 @@ class Agent:
         self.watchers: dict[str, InstrumentWatcher] = {}
         self.pipeline: Pipeline | None = None
         self.uploader = None
+        #: the one MQTT connection's extension point (agent/fleet/channel.py); None when offline
+        self.channel = None
         self.web = None
         self._stopped = threading.Event()
 
@@ -59,8 +61,10 @@ class Agent:
                                   health=self.health, rescan_seconds=self.cfg.rescan_seconds, on_sheet=on_sheet)
             self.watchers[inst.id] = w
         if self.cfg.upload is not None:
+            from agent.fleet.channel import FleetChannel
             from agent.transport.uploader import Uploader
-            self.uploader = Uploader(self.cfg, self.store, self.spool, self.health)
+            self.channel = FleetChannel()
+            self.uploader = Uploader(self.cfg, self.store, self.spool, self.health, channel=self.channel)
             self.health.set("mode", "online")
         else:
             self.health.set("mode", "offline")

@@ -53,8 +53,10 @@ class RenewalRefused(Exception):
 
 def is_reserved_name(name: str, extra: tuple[str, ...] = ()) -> bool:
     """The one place that says which names are never a device's (swap in the CA's rule here)."""
+    from wire.topics import RESERVED_DEVICE_IDS
     low = name.lower()
-    return low in BUILTIN_RESERVED or low.startswith("labedge-receiver") or name in extra
+    return (low in BUILTIN_RESERVED or low in RESERVED_DEVICE_IDS or low.startswith("labedge-receiver")
+            or name in extra)
 
 
 def check_renewal(ca_dir: Path, device: str, body: dict[str, Any], *,

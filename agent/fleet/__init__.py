@@ -1,1 +1,2 @@
-"""The device's part in fleet operations: status, remote commands, certificate renewal."""
+"""The device's side of fleet operations: the shared MQTT channel, the status publisher, remote
+commands and certificate renewal."""
