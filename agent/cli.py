@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "agent.transport.cli",     # enroll (the device side)
     "facility.cli",            # receive, pki (the facility side)
     "facility.remote.cli",     # TEMPORARY: fleet keys (until the fleet group is on main)
+    "facility.fleet_command",  # fleet command (joins the fleet group)
     "agent.demo",              # demo
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray

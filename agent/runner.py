@@ -77,9 +77,11 @@ class Agent:
                 LocalServer = None  # type: ignore[assignment,misc]
             if LocalServer is not None:
                 self.web = LocalServer(self.cfg, self.store, self.health, self.pairer, self.spool, self.pipeline)
+        from agent.fleet.commands import attach_commands  # remote commands ride on the uploader's link
+        commands = attach_commands(self)
         # a pairer may bring its own worker (agent.sheets: the hold-timeout timer)
         self.threads = [flusher, self.pipeline, *self.watchers.values(), self.uploader, self.web,
-                        getattr(self.pairer, "worker", None)]
+                        getattr(self.pairer, "worker", None), commands]
         self.threads = [t for t in self.threads if t is not None]
         for t in self.threads:
             t.start()

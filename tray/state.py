@@ -30,7 +30,10 @@ def tray_state(st: dict[str, Any]) -> TrayState:
     agent = st.get("agent", {})
     if not agent.get("running"):
         return TrayState(ERROR, "the agent is not running", [waiting, "measurements are not being collected"])
-    if st.get("control", {}).get("paused"):
+    ctl = st.get("control", {})
+    if ctl.get("paused"):
+        if ctl.get("by") == "facility":  # the administrator's reason first: it is what the user asks about
+            return TrayState(PAUSED, "paused by the facility", [ctl.get("reason") or "no reason given", waiting])
         return TrayState(PAUSED, "paused by the user", [waiting, "choose Resume to continue"])
     problems = [pr for pr in st.get("problems", []) if pr.get("kind") == "error"]
     if failed:

@@ -47,7 +47,11 @@ def status_data(srv: "LocalServer") -> dict[str, Any]:
 def status_lines(st: dict[str, Any]) -> list[tuple[str, str]]:
     """(kind, text) for the status card: what the tray says, in full, with the reason for each."""
     out: list[tuple[str, str]] = []
-    if st.get("control", {}).get("paused"):
+    ctl = st.get("control", {})
+    if ctl.get("paused") and ctl.get("by") == "facility":
+        out.append(("warning", f"施設により一時停止 / Paused by the facility: {ctl.get('reason') or 'no reason given'}. "
+                    "New measurements wait until it is resumed."))
+    elif ctl.get("paused"):
         out.append(("warning", "一時停止中 / Paused by the user: new measurements wait until you resume."))
     if st.get("intake", {}).get("paused"):
         out.append(("warning", f"受付停止 / Not taking new measurements: {st['intake']['reason']}"))

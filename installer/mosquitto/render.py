@@ -38,8 +38,6 @@ def render_conf(*, port: int, ca: Path, cert: Path, key: Path, acl: Path, data_d
 
     ``crl`` defaults to ``crl.pem`` beside ``ca`` (where `labedge pki init` writes it)."""
     crl = Path(crl) if crl is not None else Path(ca).parent / "crl.pem"
-    if not crl.is_file():
-        raise FileNotFoundError(f"{crl}: the broker's CRL is missing (write one with `labedge pki crl --ca DIR`)")
     repl = {
         "crlfile": str(crl.resolve()),
         "listener": f"{port} {bind}",
@@ -73,6 +71,9 @@ def write_broker_files(dir: Path, *, port: int, ca: Path, cert: Path, key: Path,
     (dir / "data").mkdir(parents=True, exist_ok=True)
     acl = dir / "labedge.acl"
     acl.write_text(render_acl(receivers), encoding="utf-8")
+    crl = Path(ca).parent / "crl.pem"
+    if not crl.is_file():  # mosquitto would refuse to start
+        raise FileNotFoundError(f"{crl}: the broker's CRL is missing (write one with `labedge pki crl --ca DIR`)")
     conf = dir / "mosquitto.conf"
     conf.write_text(render_conf(port=port, ca=ca, cert=cert, key=key, acl=acl, data_dir=dir / "data",
                                 log_file=dir / "mosquitto.log"), encoding="utf-8")
