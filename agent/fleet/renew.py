@@ -252,6 +252,11 @@ class CertificateRenewer:
         log.info("%s", msg)
         self._facts("renewed", msg)
         self.next_try = time.monotonic() + 3600.0
+        if left is not None and left <= self.u.renew_days:  # the service signs shorter than renew_days
+            log.warning("the renewed certificate is valid for %.0f days, within renew_days (%.0f): renewing "
+                        "again only in a day (make the renewal service's days longer than renew_days)",
+                        left, self.u.renew_days)
+            self.next_try = time.monotonic() + 86400.0
         for d in done:
             d(True, msg)
 

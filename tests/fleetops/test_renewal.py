@@ -90,3 +90,24 @@ def test_renewal_is_refused_for_a_revoked_device_and_a_revoked_device_is_refused
     # the other devices are untouched by the CRL
     good_cert, good_key = pki.certs["dev-02"]
     assert probe("localhost", broker.port, client_context(pki.ca, good_cert, good_key), good_cert, pki.ca) is None
+
+
+def test_renew_certificate_command_renews_a_certificate_that_is_not_due_yet(tmp_path, broker, pki) -> None:
+    from fleet_helpers import Facility, with_trust_root
+    fac = Facility(tmp_path / "facility", broker, pki)
+    ident = device_identity(pki, "dev-cmd", tmp_path / "id", days_left=200)  # far from renew_days = 30
+    cert_p, _ = ident.certs["dev-cmd"]
+    old_serial = cert_info(cert_p)["serial"]
+    svc = RenewalProc(tmp_path / "svc", broker, pki).start_connected()
+    cfg = with_trust_root(agent_config(tmp_path / "agent", broker.url, ident, device="dev-cmd"), fac.keys.root_pub)
+    agent = AgentProc(cfg).start()
+    try:
+        wait_for(lambda: "connected to " in agent.text(), 30, "the agent to connect")
+        assert "certificate renewal: sent request" not in agent.text(), "renewed although not due"
+        out = fac.command("dev-cmd", "renew-certificate", "--wait", "40")
+    finally:
+        agent.kill(signal.SIGTERM)
+        svc.kill(signal.SIGTERM)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "dev-cmd: done: certificate renewed: valid for 365 more days" in out.stdout
+    assert cert_info(cert_p)["serial"] != old_serial
