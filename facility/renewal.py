@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,9 @@ else:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: A device gets at most one new certificate per this many seconds (a looping or hostile device
+#: must not fill the CA's index); its renewal is retried much later anyway.
+MIN_INTERVAL = 300.0
 #: Facility identities: a device certificate with one of these names would get their ACL rights.
 BUILTIN_RESERVED = ("labedge-admin", R.SERVICE_CN, "localhost")
 
@@ -167,6 +171,7 @@ class RenewalService:
     def __init__(self, cfg: RenewalConfig) -> None:
         self.cfg = cfg
         self.stats = {"signed": 0, "refused": 0}
+        self._last_signed: dict[str, float] = {}
         cn, _, _ = own_cert_summary(cfg.cert_file)
         ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
         # A persistent session: requests sent while the service restarts wait at the broker.
@@ -199,7 +204,12 @@ class RenewalService:
             if body["id"] != req_id:
                 raise RenewalRefused("the request id in the message differs from the topic's")
             csr, cn = check_renewal(self.cfg.ca_dir, device, body, reserved=self.cfg.reserved_names)
+            since = time.monotonic() - self._last_signed.get(device, -MIN_INTERVAL)
+            if since < MIN_INTERVAL:
+                raise RenewalRefused(f"a certificate was issued to {device} {since:.0f} s ago; ask again in "
+                                     f"{MIN_INTERVAL - since:.0f} s")
             cert = sign_parsed_csr(self.cfg.ca_dir, csr, cn, self.cfg.days)
+            self._last_signed[device] = time.monotonic()
         except RenewalRefused as exc:
             self.stats["refused"] += 1
             log.warning("renewal for %s refused: %s", device, exc)

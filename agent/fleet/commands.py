@@ -106,6 +106,7 @@ class CommandExecutor(Worker):
         self.log = CommandLog(store)
         self.clock = clock
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=INBOX_MAX)
+        self.later: queue.SimpleQueue[tuple[str, str, str, str]] = queue.SimpleQueue()
         self.filter = topics.device_command_filter(self.prefix, self.device)
         self._last_prune = 0.0
 
@@ -132,6 +133,8 @@ class CommandExecutor(Worker):
         if now - self._last_prune > 3600:
             self._last_prune = now
             self.log.prune(now)
+        while not self.later.empty():  # deferred results (renew-certificate), from the uploader's thread
+            self._answer(*self.later.get_nowait())
         if topic:
             try:
                 self.handle(topic, payload)
@@ -187,8 +190,9 @@ class CommandExecutor(Worker):
         a = self.actions
         try:
             if action == "renew-certificate":
-                def done(ok: bool, message: str) -> None:  # later, on the uploader's thread
-                    self._answer(cmd_id, action, "done" if ok else "failed", message)
+                def done(ok: bool, message: str) -> None:  # later, on the uploader's thread: only enqueue
+                    self.later.put((cmd_id, action, "done" if ok else "failed", message))
+                    self.wake()
                 self._answer(cmd_id, action, "accepted", a.renew(done), record=False)
                 return
             message = {"retry": a.retry, "resume": a.resume, "rescan": a.rescan}[action]() \
