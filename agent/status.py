@@ -106,7 +106,7 @@ def format_status(st: dict[str, Any]) -> str:
     if cert and cert.get("warning"):
         lines.append(f"  WARNING: {cert['warning']}")
     if (st.get("control") or {}).get("words"):
-        lines.append(f"  COLLECTION {st['control']['words'].upper()}")
+        lines.append(f"  COLLECTION PAUSED: {st['control']['words']}")
     if st["intake"]["paused"]:
         lines.append(f"  INTAKE PAUSED: {st['intake']['reason']}")
     for pr in st.get("progress", []):
