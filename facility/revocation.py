@@ -1,6 +1,6 @@
 """What the CA has issued, what it has revoked, and the CRL the broker checks (`crlfile`).
 
-Every leaf the CA signs is kept as ``<ca>/issued/<serial>.pem``, so `labedge pki revoke NAME` can
+Every leaf the CA signs is kept as ``<ca>/by-serial/<serial>.pem``, so `labedge pki revoke NAME` can
 find the certificates of a name. Revocations are kept in ``<ca>/revoked.json`` and published as
 ``<ca>/crl.pem``. The shipped broker config checks that CRL at every connect (mosquitto
 ``crlfile``; OpenSSL then *requires* a CRL from this CA, which is why `pki init` writes an empty
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from wire.identity import PKIError, check_cn, cn_of, utc_now, write_public
 
 CRL_FILE = "crl.pem"
-ISSUED_DIR = "issued"
+ISSUED_DIR = "by-serial"
 REVOKED_FILE = "revoked.json"
 #: How long a published CRL stays valid. OpenSSL refuses EVERY client once the broker's CRL is past
 #: its nextUpdate, so the CRL is long-lived; it is rewritten on every revocation (and by `pki crl`).

@@ -45,7 +45,7 @@ def test_a_good_request_is_signed_for_the_new_key(ca: Path, tmp_path: Path) -> N
     csr, cn = check_renewal(ca, "dev-01", request(cert, key, "dev-01", new_key=new))
     signed = P.sign_parsed_csr(ca, csr, cn, 30)
     assert signed.public_key().public_numbers() == new.public_key().public_numbers()
-    assert (ca / "issued" / f"{signed.serial_number:x}.pem").is_file(), "renewed certificate not indexed"
+    assert (ca / "by-serial" / f"{signed.serial_number:x}.pem").is_file(), "renewed certificate not indexed"
 
 
 def _expired(ca: Path, tmp: Path) -> tuple[Path, Path]:
