@@ -174,10 +174,16 @@ class CommandExecutor(Worker):
         self._execute(cmd_id, action, args)
 
     def _verify(self, payload: bytes) -> signed.Verified:
-        trust = signed.TrustStore.from_state(pinned_root(self.cfg), self._trust_state(), self.clock())
-        v, changed = signed.open_bundle(payload, trust, self.clock(), kind=C.KIND)
-        if changed:  # newer root-signed key lists are authentic; keep them (no downgrade later)
-            self.store.set_health(TRUST_KEY, trust.state())
+        saved = self._trust_state()
+        trust = signed.TrustStore.from_state(pinned_root(self.cfg), saved, self.clock())
+        self._take_remote_config_trust(trust)
+        try:
+            v, _changed = signed.open_bundle(payload, trust, self.clock(), kind=C.KIND)
+        finally:
+            # newer root-signed lists are authentic even when the command itself is refused: keep them,
+            # so a key revoked once stays revoked here (no downgrade by an older list later)
+            if trust.state() != (saved or {"roots": [], "admin_keys": None}):
+                self.store.set_health(TRUST_KEY, trust.state())
         if (v.expires - v.not_before).total_seconds() > C.MAX_VALID_SECONDS:
             raise Refused(f"the command is valid for more than {C.MAX_VALID_SECONDS // 86400} days; "
                           "commands must expire soon")
@@ -185,6 +191,29 @@ class CommandExecutor(Worker):
 
     def _trust_state(self) -> dict[str, Any] | None:
         return (self.store.health().get(TRUST_KEY) or {}).get("value")
+
+    def _take_remote_config_trust(self, trust: signed.TrustStore) -> None:
+        """A newer key list (an administrator revoked, say) that came with a signed config counts here too.
+
+        Read-only: the remote-config worker owns ``<state_dir>/remote/state.json`` (written atomically);
+        every document in it is verified again against the pinned root, never just trusted."""
+        try:
+            other = json.loads((self.cfg.state_dir / "remote" / "state.json").read_text(encoding="utf-8"))["trust"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if not isinstance(other, dict):
+            return
+        now = self.clock()
+        for doc in (other.get("roots") or [])[:signed.MAX_ROOT_CHAIN]:
+            try:
+                trust.accept_root_rotation(doc, now)
+            except signed.SignedError:
+                pass
+        if other.get("admin_keys"):
+            try:
+                trust.accept_admin_keys(other["admin_keys"], now)
+            except signed.SignedError:
+                pass  # older than ours, or expired: ours stays
 
     def _execute(self, cmd_id: str, action: str, args: dict[str, Any]) -> None:
         a = self.actions
