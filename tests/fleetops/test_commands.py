@@ -47,9 +47,15 @@ def test_pause_reaches_only_its_target_shows_the_reason_and_resume_undoes_it(fle
     assert st1["control"] == {"paused": True, "by": "facility", "reason": "vacuum pump service until 14:00",
                               "words": "paused by the facility: vacuum pump service until 14:00"}
     assert st2["control"]["paused"] is False, "a command for dev-01 reached dev-02"
+    # the one summary the tray, the local page and `labedge status` show
+    assert st1["summary"]["state"] == "paused"
+    assert st1["summary"]["reason"] == "by the facility: vacuum pump service until 14:00"
+    assert "施設による一時停止：vacuum pump service until 14:00" == st1["summary"]["ja"]["reason"]
     tray = tray_state(st1)
-    assert tray.title == "paused by the facility" and "vacuum pump service" in tray.tooltip
-    assert any("Paused by the facility: vacuum pump service until 14:00" in t for _k, t in status_lines(st1))
+    assert tray.level == "paused" and "by the facility: vacuum pump service" in tray.tooltip
+    # when something more urgent is shown first, the page still lists the facility's reason
+    urgent = {**st1, "summary": {**st1["summary"], "state": "error"}}
+    assert any("Paused by the facility: vacuum pump service until 14:00" in t for _k, t in status_lines(urgent, "en"))
 
     out = fac.command("dev-01", "dev-02", "resume", "--wait", "20")
     assert out.returncode == 0, out.stdout + out.stderr
