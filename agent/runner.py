@@ -82,6 +82,9 @@ class Agent:
         # a pairer may bring its own worker (agent.sheets: the hold-timeout timer)
         self.threads = [flusher, self.pipeline, *self.watchers.values(), self.uploader, self.web,
                         getattr(self.pairer, "worker", None), commands]
+        if self.cfg.status_file is not None:  # machine-wide mode: what every user's tray reads
+            from agent.status_file import StatusFileWriter
+            self.threads.append(StatusFileWriter(self.cfg, self.cfg.status_file))
         self.threads = [t for t in self.threads if t is not None]
         for t in self.threads:
             t.start()
