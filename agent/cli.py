@@ -19,8 +19,7 @@ COMMAND_MODULES = [
     "translators.worker",      # _translate-worker (the sandbox child)
     "agent.transport.cli",     # enroll (the device side)
     "facility.cli",            # receive, pki (the facility side)
-    "facility.remote.cli",     # TEMPORARY: fleet keys (until the fleet group is on main)
-    "facility.fleet_command",  # fleet command (joins the fleet group)
+    "facility.fleet.cli",      # fleet status/serve, + the actions in facility.fleet.cli.FLEET_ACTION_MODULES
     "agent.demo",              # demo
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray

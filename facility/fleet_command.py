@@ -179,14 +179,3 @@ def add_fleet_parser(fleet_sub: Any) -> None:
                    help="read the signing key's passphrase from this file descriptor (automation)")
     p.set_defaults(func=cmd_command)
 
-
-def add_parser(sub: Any) -> None:
-    """TEMPORARY (until facility.fleet.cli's FLEET_ACTION_MODULES is on main): join the `fleet` group."""
-    group = sub.choices.get("fleet")
-    if group is None:
-        return
-    for action in group._actions:  # argparse keeps the group's subparsers object here
-        if isinstance(action, argparse._SubParsersAction):
-            if "command" not in action.choices:
-                add_fleet_parser(action)
-            return
