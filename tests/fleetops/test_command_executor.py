@@ -15,7 +15,7 @@ from agent.fleet.commands import CommandExecutor
 from agent.health import Health
 from agent.state.store import StateStore
 from facility.keys import PassphraseSource, Signer, init_keys, revoke_admin
-from fleet_helpers import with_trust_root
+from fleetops_helpers import with_trust_root
 from transport_helpers import agent_config
 from wire import commands as C
 from wire import signed, topics

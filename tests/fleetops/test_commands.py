@@ -14,7 +14,7 @@ import pytest
 from agent.config import load_config
 from agent.sheets.pages import status_lines
 from facility.keys import PassphraseSource, Signer, init_keys
-from fleet_helpers import Facility, MqttAs, device_identity, with_trust_root
+from fleetops_helpers import Facility, MqttAs, device_identity, with_trust_root
 from transport_helpers import AgentProc, ReceiverProc, agent_config, stored, wait_for
 from tray.state import tray_state
 from wire import commands as C

@@ -13,7 +13,7 @@ import sys
 
 from cryptography import x509
 
-from fleet_helpers import RenewalProc, device_identity
+from fleetops_helpers import RenewalProc, device_identity
 from transport_helpers import (REPO, AgentProc, ReceiverProc, agent_config, assert_exactly_once, db_counts,
                                make_packages, wait_for)
 from wire.identity import cert_info
@@ -93,7 +93,7 @@ def test_renewal_is_refused_for_a_revoked_device_and_a_revoked_device_is_refused
 
 
 def test_renew_certificate_command_renews_a_certificate_that_is_not_due_yet(tmp_path, broker, pki) -> None:
-    from fleet_helpers import Facility, with_trust_root
+    from fleetops_helpers import Facility, with_trust_root
     fac = Facility(tmp_path / "facility", broker, pki)
     ident = device_identity(pki, "dev-cmd", tmp_path / "id", days_left=200)  # far from renew_days = 30
     cert_p, _ = ident.certs["dev-cmd"]
