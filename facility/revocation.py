@@ -135,5 +135,9 @@ def revoke(ca_dir: Path, name: str | None = None, *, cert_file: Path | None = No
 
 
 def revoked_names(ca_dir: Path) -> set[str]:
-    """Names with at least one revoked certificate (what a fleet view can flag)."""
-    return {str(e.get("name")) for e in revoked(ca_dir).values()}
+    """Names that have a revoked certificate and no unexpired one that is not revoked (the fleet view's
+    "revoked"): a PC re-enrolled after a revocation is not flagged."""
+    rev = revoked(ca_dir)
+    now = utc_now()
+    live = {cn_of(c.subject) for c in issued(ca_dir) if c.not_valid_after_utc > now and serial_hex(c) not in rev}
+    return {str(e.get("name")) for e in rev.values()} - live

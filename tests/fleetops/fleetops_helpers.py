@@ -67,7 +67,8 @@ class Facility:
         self.cert, self.key = issue(pki.ca_dir, "labedge-admin", root / "admin", force=True)
         self.fleet_toml = root / "fleet.toml"
         cfg = {"broker": broker.url, "ca_file": str(pki.ca), "cert_file": str(self.cert), "key_file": str(self.key),
-               "signing_key": str(self.keys.admin_key("admin")), "trust_root": str(self.keys.root_pub)}
+               "signing_key": str(self.keys.admin_key("admin")), "trust_root": str(self.keys.root_pub),
+               "ca_dir": str(pki.ca_dir)}
         self.fleet_toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in cfg.items()))
         self.broker, self.pki = broker, pki
 

@@ -6,8 +6,8 @@
 """
 from __future__ import annotations
 
+import json
 import signal
-import ssl
 import subprocess
 import sys
 
@@ -87,6 +87,14 @@ def test_renewal_is_refused_for_a_revoked_device_and_a_revoked_device_is_refused
         agent.kill(signal.SIGTERM)
     assert "revoked" in text and "Traceback" not in text
     assert "connected to" not in agent.text()
+    # the administrator's fleet view says so (fleet.toml ca_dir)
+    from fleetops_helpers import Facility
+    fac = Facility(tmp_path / "facility", broker, pki)
+    out = subprocess.run([sys.executable, "-m", "agent", "fleet", "status", "--config", str(fac.fleet_toml), "--json"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    line = next(d for d in json.loads(out.stdout)["devices"] if d["device"] == "dev-revoked")
+    assert line["state"] != "ok" and line["reasons"][0]["code"] == "revoked", line
+    assert "certificate revoked" in line["why"]
     # the other devices are untouched by the CRL
     good_cert, good_key = pki.certs["dev-02"]
     assert probe("localhost", broker.port, client_context(pki.ca, good_cert, good_key), good_cert, pki.ca) is None
