@@ -10,6 +10,7 @@ from pathlib import Path
 from agent import __version__
 from agent.config import Config
 from agent.health import Health, HealthFlusher
+from agent.instance import Instance
 from agent.measurement import Measurement
 from agent.package.builder import BuiltPackage, Spool
 from agent.pairing import Pairer, UnpairedPairer
@@ -26,7 +27,13 @@ class Agent:
     def __init__(self, cfg: Config, *, pairer: Pairer | None = None) -> None:
         self.cfg = cfg
         self.health = Health()
-        self.store = StateStore(cfg.state_db)
+        # first of all: a second agent on this state folder, spool or device id must not touch them
+        self.instance = Instance(cfg).claim()
+        try:
+            self.store = StateStore(cfg.state_db)
+        except BaseException:
+            self.instance.release()
+            raise
         self.spool = Spool(cfg.spool_dir)
         self.pairer = pairer if pairer is not None else self._default_pairer()
         self.threads: list[threading.Thread] = []
@@ -108,6 +115,7 @@ class Agent:
     def stop(self, timeout: float = 15.0) -> list[str]:
         leaked = stop_all(reversed(self.threads), timeout)
         self.store.close()
+        self.instance.release()
         self._stopped.set()
         log.info("labedge stopped")
         return leaked
