@@ -145,15 +145,59 @@ def config_key(source: Path) -> str:
     return f"{stem}-{hashlib.sha256(resolved.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
-def default_dirs(source: Path) -> dict[str, Path]:
+def default_dirs(source: Path, *, adopt_legacy: bool = True) -> dict[str, Path]:
     """The platform's per-user folders, one set per config file: two configs never share a
-    state folder or a spool (they would package each file twice and show each other's status)."""
+    state folder or a spool (they would package each file twice and show each other's status).
+
+    Agents before 0.2 kept one shared set (no per-config sub-folder). Its queue must not be stranded
+    by an upgrade, so the first config that starts without folders of its own adopts that set, and
+    records the claim there: every other config gets folders of its own."""
     key = config_key(source)
-    return {
+    dirs = {
         "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / key / "spool",
         "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)) / key,
         "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)) / key,
     }
+    if adopt_legacy:
+        legacy = legacy_dirs_for(source, dirs)
+        if legacy is not None:
+            return legacy
+    return dirs
+
+
+LEGACY_CLAIM = "claimed-by-config.txt"
+
+
+def legacy_dirs_for(source: Path, new_dirs: dict[str, Path]) -> dict[str, Path] | None:
+    """The pre-0.2 shared folders when they hold a state database and belong to ``source`` (or to
+    nobody yet, and ``source`` has no folders of its own); else None."""
+    state = Path(platformdirs.user_state_dir(APP, appauthor=False))
+    if not (state / "state.sqlite3").is_file():
+        return None
+    me = str(Path(source).resolve())
+    claim = state / LEGACY_CLAIM
+    try:
+        owner = claim.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        owner = None
+    except OSError:
+        return None
+    if owner is None:
+        if new_dirs["state_dir"].exists():
+            return None
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another config claimed it a moment ago
+            return legacy_dirs_for(source, new_dirs)
+        except OSError:
+            return None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(me + "\n")
+        owner = me
+    if owner != me:
+        return None
+    return {"spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
+            "state_dir": state, "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False))}
 
 
 def load_config(path: Path | str, *, check_watch_folders: bool = True, system: bool = False) -> Config:

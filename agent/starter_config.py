@@ -81,7 +81,7 @@ def write_starter(out: Path, *, device_id: str, instrument_id: str, watch: Path 
     text = STARTER.format(
         device_id=_toml_str(device_id), instrument_id=_toml_str(instrument_id), device_name=device_name,
         watch=_toml_str(str(folder).replace("\\", "/")),
-        **{k: _toml_str(v.as_posix()) for k, v in default_dirs(out).items()})
+        **{k: _toml_str(v.as_posix()) for k, v in default_dirs(out, adopt_legacy=False).items()})
     cfg = parse_config(tomllib.loads(text), source=out, check_watch_folders=False)  # schema: names the key
     created = ""
     if watch is None and not folder.exists():
