@@ -133,7 +133,10 @@ def test_demo_then_verify_and_check(frozen: Path, tmp_path: Path) -> None:
     res = run(frozen, "check", "--config", str(config))
     assert res.returncode == 0, res.stdout + res.stderr
     res = run(frozen, "status", "--config", str(config), "--json")
-    assert res.returncode == 0 and json.loads(res.stdout)["packages"]["delivered"] == len(bags), res.stdout
+    # the demo has stopped its agent: exit 3 is "not running" (README, `labedge status` exit codes)
+    st = json.loads(res.stdout)
+    assert res.returncode == 3 and st["agent"]["running"] is False, (res.returncode, res.stdout)
+    assert st["packages"]["delivered"] == len(bags), res.stdout
     broken = config.with_name("broken.toml")
     broken.write_text(config.read_text("utf-8").replace(str(demo / "instrument").replace("\\", "/"),
                                                         str(demo / "no-such-folder")), "utf-8")
