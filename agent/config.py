@@ -125,7 +125,7 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "labedge.toml"
 
 
-def load_config(path: Path | str, *, check_watch_folders: bool = True) -> Config:
+def load_config(path: Path | str, *, check_watch_folders: bool = True, remote: bool = True) -> Config:
     """Read, validate and resolve a config file. Raises ConfigError with a precise message."""
     path = Path(path)
     try:
@@ -138,6 +138,9 @@ def load_config(path: Path | str, *, check_watch_folders: bool = True) -> Config
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    if remote:  # the facility's signed layer (remote.toml beside the file), merged key by key
+        from agent.remote.layers import effective_data
+        data = effective_data(data, path)
     return parse_config(data, source=path, check_watch_folders=check_watch_folders)
 
 
