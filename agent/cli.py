@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "agent.demo",              # demo
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray
+    "agent.check",             # check
 ]
 
 
@@ -32,10 +33,11 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from agent.check import load_checked_config
     from agent.logs import setup_logging
     from agent.runner import Agent
 
-    cfg = load_config(args.config or default_config_path())
+    cfg = load_checked_config(args.config or default_config_path())
     path = setup_logging(cfg.log_dir, cfg.log_level, console=True)
     log.info("logging to %s", path)
     return Agent(cfg).run_forever()
@@ -51,23 +53,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    import platformdirs
-
-    from agent.starter_config import STARTER
+    from agent.starter_config import write_starter
 
     out: Path = args.out or default_config_path()
     if out.exists() and not args.force:
         raise ConfigError(f"{out} already exists; use --force to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = STARTER.format(
-        device_id=args.device_id, instrument_id=args.instrument_id,
-        watch=str(args.watch or Path.home() / "InstrumentData").replace("\\", "/"),
-        spool_dir=Path(platformdirs.user_data_dir("labedge", appauthor=False), "spool").as_posix(),
-        state_dir=Path(platformdirs.user_state_dir("labedge", appauthor=False)).as_posix(),
-        log_dir=Path(platformdirs.user_log_dir("labedge", appauthor=False)).as_posix())
-    out.write_text(text, encoding="utf-8")
-    load_config(out, check_watch_folders=False)  # the starter must always be valid
-    print(f"wrote {out}; edit the [[instruments]] watch folder, then run: labedge run --config {out}")
+    print(write_starter(out, device_id=args.device_id, instrument_id=args.instrument_id, watch=args.watch))
     return 0
 
 

@@ -7,6 +7,7 @@ fills defaults from platformdirs.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,13 +136,59 @@ def load_config(path: Path | str, *, check_watch_folders: bool = True, remote: b
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {exc}{backslash_hint(path, exc)}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     if remote:  # the facility's signed layer (remote.toml beside the file), merged key by key
         from agent.remote.layers import effective_data
         data = effective_data(data, path)
     return parse_config(data, source=path, check_watch_folders=check_watch_folders)
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
+_BASIC_STRING_WITH_BACKSLASH = re.compile(r'"((?:[^"\\]|\\.)*\\(?:[^"\\]|\\.)*)"')
+
+
+def backslash_hint(path: Path, exc: Exception) -> str:
+    """Windows paths in double quotes are the commonest TOML mistake: say how to write them.
+
+    In a TOML "basic" string a backslash starts an escape, so "D:\\SmartLab\\Data" is an error
+    ("\\S") or, worse, silently something else ("\\t" is a tab). Single quotes are literal.
+    """
+    text = str(exc)
+    if "Unescaped '\\'" not in text and "Invalid hex value" not in text:
+        return ""
+    example = "D:\\SmartLab\\Data"
+    m = _TOML_POS.search(text)
+    if m:
+        try:
+            line = path.read_text(encoding="utf-8").splitlines()[int(m.group(1)) - 1]
+        except (OSError, IndexError, UnicodeDecodeError):
+            line = ""
+        found = _BASIC_STRING_WITH_BACKSLASH.search(line)
+        if found:
+            example = found.group(1)
+    return (f". A backslash inside double quotes starts an escape in TOML; write Windows paths in single "
+            f"quotes, '{example}', or with forward slashes, \"{example.replace(chr(92), '/')}\"")
+
+
+def watch_folder_problem(folder: Path) -> str | None:
+    """Why the agent cannot watch ``folder`` (missing, not a folder, not readable), or None."""
+    shown = str(folder)
+    if not folder.is_dir():
+        hint = ""
+        if any(c in shown for c in "\t\n\r\b\f"):
+            hint = (" (the path contains a tab or newline: in TOML \"\\t\" inside double quotes is a tab; "
+                    "write Windows paths in single quotes, 'D:\\SmartLab\\Data', or as \"D:/SmartLab/Data\")")
+        return f"folder {shown!r} does not exist or is not a folder{hint}"
+    try:
+        with os.scandir(folder) as it:
+            next(it, None)
+    except PermissionError:
+        return f"folder {shown!r} cannot be read by this user (permission denied): give the agent's account read access"
+    except OSError as exc:
+        return f"folder {shown!r} cannot be listed ({exc.strerror or exc})"
+    return None
 
 
 def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: bool = True) -> Config:
@@ -163,8 +210,9 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
         watch = tuple(resolve(w) for w in raw["watch"])
         if check_watch_folders:
             for w in watch:
-                if not w.is_dir():
-                    raise ConfigError(f"{source}: {where}.watch: folder {str(w)!r} does not exist or is not a folder")
+                problem = watch_folder_problem(w)
+                if problem:
+                    raise ConfigError(f"{source}: {where}.watch: {problem}")
         if raw.get("group") == "folder" and not raw.get("recursive", True):
             raise ConfigError(f"{source}: {where}: group = \"folder\" needs recursive = true")
         known = {k: v for k, v in raw.items() if k in InstrumentConfig.__dataclass_fields__ and k != "extra"}

@@ -34,6 +34,8 @@ class Agent:
         self.watchers: dict[str, InstrumentWatcher] = {}
         self.pipeline: Pipeline | None = None
         self.uploader = None
+        #: the one MQTT connection's extension point (agent/fleet/channel.py); None when offline
+        self.channel = None
         self.web = None
         self._stopped = threading.Event()
         self._reload_lock = threading.RLock()   # run_forever does not count threads stopped for a reload
@@ -67,8 +69,10 @@ class Agent:
                                   health=self.health, rescan_seconds=self.cfg.rescan_seconds, on_sheet=on_sheet)
             self.watchers[inst.id] = w
         if self.cfg.upload is not None:
+            from agent.fleet.channel import FleetChannel
             from agent.transport.uploader import Uploader
-            self.uploader = Uploader(self.cfg, self.store, self.spool, self.health)
+            self.channel = FleetChannel()
+            self.uploader = Uploader(self.cfg, self.store, self.spool, self.health, channel=self.channel)
             self.health.set("mode", "online")
         else:
             self.health.set("mode", "offline")

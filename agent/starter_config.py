@@ -1,5 +1,18 @@
-"""The commented starter config written by `labedge init`."""
+"""The commented starter config written by `labedge init`, never one that `run` would refuse."""
 from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import platformdirs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
 
 STARTER = '''\
 # labedge configuration. Every key is checked against config/schema/config.v1.schema.json;
@@ -7,13 +20,13 @@ STARTER = '''\
 config_version = 1
 
 # Must equal the CN of this PC's device certificate (see `labedge enroll`).
-device_id = "{device_id}"
+device_id = {device_id}
 
 # Where packages wait for upload, the state database and the logs. Defaults are the
 # platform's per-user folders; uncomment to choose your own.
-# spool_dir = "{spool_dir}"
-# state_dir = "{state_dir}"
-# log_dir = "{log_dir}"
+# spool_dir = {spool_dir}
+# state_dir = {state_dir}
+# log_dir = {log_dir}
 
 # Intake stops (nothing is dropped) when waiting packages reach this size, or when the
 # spool's disk has less than min_free_bytes free. It resumes by itself.
@@ -25,17 +38,17 @@ rescan_seconds = 60             # full rescan of watched folders (events get los
 # [upload]
 # broker = "mqtts://broker.example.org:8883"
 # ca_file = "ca.pem"
-# cert_file = "{device_id}.pem"
-# key_file = "{device_id}.key"
+# cert_file = "{device_name}.pem"
+# key_file = "{device_name}.key"
 
 [web]
 port = 8765                     # the local page, on 127.0.0.1 only
 
 [[instruments]]
-id = "{instrument_id}"
+id = {instrument_id}
 translator = "auto"             # or a name from `labedge translators`
 template = "general"            # sample-sheet template (config/templates)
-watch = ["{watch}"]
+watch = [{watch}]
 include = ["*"]                 # e.g. ["*.ras", "*.rasx"]
 exclude = []                    # temp files (*.tmp, ~$*, *.part, ...) are always ignored
 settle_seconds = 5              # a file is taken once size and mtime stay unchanged this long
@@ -48,3 +61,42 @@ polling = "auto"                # "auto" polls network shares, "always", or "nev
 unpaired_policy = "send"
 hold_seconds = 600
 '''
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string: JSON's escapes are all valid TOML escapes (json never writes "\\/")."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_starter(out: Path, *, device_id: str, instrument_id: str, watch: Path | None) -> str:
+    """Render, check exactly as `run` would, and only then write; returns what to tell the user.
+
+    A default watch folder (~/InstrumentData) is created; a folder the user named must exist,
+    since creating a mistyped path would hide the typo.
+    """
+    from agent.check import config_problems
+    from agent.config import ConfigError, parse_config
+
+    # only a valid id goes into the comment lines; an invalid one is refused by the schema below
+    device_name = device_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", device_id) else "device"
+    folder = Path(watch) if watch is not None else Path.home() / "InstrumentData"
+    text = STARTER.format(
+        device_id=_toml_str(device_id), instrument_id=_toml_str(instrument_id), device_name=device_name,
+        watch=_toml_str(str(folder).replace("\\", "/")),
+        spool_dir=_toml_str(Path(platformdirs.user_data_dir("labedge", appauthor=False), "spool").as_posix()),
+        state_dir=_toml_str(Path(platformdirs.user_state_dir("labedge", appauthor=False)).as_posix()),
+        log_dir=_toml_str(Path(platformdirs.user_log_dir("labedge", appauthor=False)).as_posix()))
+    cfg = parse_config(tomllib.loads(text), source=out, check_watch_folders=False)  # schema: names the key
+    created = ""
+    if watch is None and not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        created = f"created the watch folder {folder}; "
+    refused = [p for p in config_problems(cfg) if p.stops_run and p.severity == "error"]
+    if refused:
+        raise ConfigError(refused[0].message.replace(f"{out}: ", "", 1) + " (nothing written)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    return (f"wrote {out}; {created}edit the [[instruments]] watch folder, then check it with: "
+            f"labedge check --config {out}, and run: labedge run --config {out}")

@@ -57,8 +57,12 @@ class Link:
     def __init__(self, s: LinkSettings, ctx: ssl.SSLContext, *,
                  on_message: Callable[[mqtt.MQTTMessage], None],
                  on_puback: Callable[[int, int], None] | None = None,
-                 on_connected: Callable[[bool], None] | None = None) -> None:
+                 on_connected: Callable[[bool], None] | None = None,
+                 will: Callable[[], tuple[str, bytes, int, bool] | None] | None = None) -> None:
+        """``will()`` -> (topic, payload, qos, retain) or None, asked before EVERY connect so the
+        message can carry fresh facts (the device's status channel marks itself offline with it)."""
         self.s, self.ctx = s, ctx
+        self.will = will
         self.on_message, self.on_puback, self.on_connected = on_message, on_puback, on_connected
         self.connected = False
         self.last_error: str | None = None
@@ -119,6 +123,9 @@ class Link:
         self._connack = None
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = s.session_expiry
+        will = self.will() if self.will is not None else None
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=will[2], retain=will[3])
         try:
             # clean_start=False on EVERY connect: paho's default wipes the session on process start.
             self.client.connect(s.host, s.port, keepalive=s.keepalive, clean_start=s.clean_start,
@@ -179,6 +186,13 @@ class Link:
                     return False
         return True
 
+    def add_subscription(self, topic: str, qos: int = 1) -> None:
+        """Subscribe now (if connected) and again after every reconnect."""
+        if (topic, qos) not in self.s.subscriptions:
+            self.s.subscriptions.append((topic, qos))
+        if self.connected:
+            self.client.subscribe(topic, qos=qos)
+
     def subscription_failures(self) -> list[str]:
         return list(self._sub_failures)
 
@@ -196,9 +210,9 @@ class Link:
             return False
         return True
 
-    def publish(self, topic: str, payload: bytes | bytearray, qos: int = 1) -> int | None:
+    def publish(self, topic: str, payload: bytes | bytearray, qos: int = 1, retain: bool = False) -> int | None:
         """Publish; returns the mid, or None if paho could not take it now (not connected / full)."""
-        info = self.client.publish(topic, payload, qos=qos)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return None
         return info.mid

@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from agent.config import Config
+from agent.fleet.channel import FleetChannel
 from agent.health import Health
 from agent.package.builder import Spool
 from agent.state.store import StateStore
@@ -39,8 +40,14 @@ BUSY_RETRY_BOUNDS = (1.0, 600.0)
 
 
 class Uploader(Worker):
-    def __init__(self, cfg: Config, store: StateStore, spool: Spool, health: Health) -> None:
+    """``channel`` (agent/fleet/channel.py) lets the fleet features share this one connection."""
+
+    def __init__(self, cfg: Config, store: StateStore, spool: Spool, health: Health,
+                 channel: FleetChannel | None = None) -> None:
         super().__init__("uploader")
+        self.channel = channel
+        if channel is not None:
+            channel.wakeup = self.wake
         assert cfg.upload is not None
         self.cfg, self.u, self.store, self.spool, self.health = cfg, cfg.upload, store, spool, health
         self.link: Link | None = None
@@ -71,6 +78,8 @@ class Uploader(Worker):
                         break
                     self._facts(force=True)
                 sending = self._pump()
+                if self.channel is not None:
+                    self.channel.service(self.link)
                 self.link.loop(timeout=0.002 if sending else 0.05)
                 self._facts()
         except Exception:
@@ -95,22 +104,38 @@ class Uploader(Worker):
                                 cert_file=u.cert_file, key_file=u.key_file, keepalive=u.keepalive,
                                 session_expiry=u.session_expiry, clean_start=False,
                                 max_inflight=u.window + u.parallel + 8,
-                                subscriptions=[(P.device_down_filter(u.topic_prefix, self.cfg.device_id), 1)],
+                                subscriptions=[(P.device_down_filter(u.topic_prefix, self.cfg.device_id), 1),
+                                               *(self.channel.subscriptions() if self.channel else [])],
                                 backoff_max=u.reconnect_max)
         self.link = Link(settings, ctx, on_message=self._on_message, on_puback=self._on_puback,
-                         on_connected=self._on_connected)
+                         on_connected=self._on_connected,
+                         will=self.channel.will if self.channel is not None else None)
         return True
 
     def _shutdown(self) -> None:
         for pid in list(self.active):
             self._drop(pid, "queued", None)
         if self.link is not None:
+            self._farewell()
             self.link.close()
         self._facts(force=True, connected=False)
+
+    def _farewell(self) -> None:
+        """A clean stop sends no will: publish the fleet channel's last words and wait (briefly) for them."""
+        link = self.link
+        if self.channel is None or link is None or not link.connected:
+            return
+        for topic, payload, qos, retain in self.channel.farewell():
+            link.publish(topic, payload, qos=qos, retain=retain)
+        deadline = time.monotonic() + 2.0
+        while link.connected and link.pending_out() and time.monotonic() < deadline:
+            link.loop(timeout=0.05)
 
     # ------------------------------------------------------------------ connection events
     def _on_connected(self, session_present: bool) -> None:
         self.health.clear_problem("upload:connect")
+        if self.channel is not None:
+            self.channel.connected()
         if len(self.mids) > 10_000:  # paho re-sends its in-flight messages itself, under the same mids
             self.mids.clear()
         for t in list(self.active.values()):  # resume: ask the receiver what it lacks
@@ -252,6 +277,9 @@ class Uploader(Worker):
 
     # ------------------------------------------------------------------ receiver messages
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        if self.channel is not None and msg.topic.split("/")[2:3] != ["down"] \
+                and self.channel.dispatch(msg.topic, bytes(msg.payload)):
+            return
         try:
             pid = P.parse_down_topic(self.u.topic_prefix, self.cfg.device_id, msg.topic)
             body = P.parse_down(msg.payload)

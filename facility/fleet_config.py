@@ -1,0 +1,120 @@
+"""``fleet.toml``: what the administrator's tools (``labedge fleet ...``) connect with.
+
+The administrator is an MQTT identity of its own (CN ``labedge-admin`` by default) that the broker
+ACL lets read every device's status and write commands and configuration, and nothing a device has.
+Relative paths are resolved against the file's folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from config.validation import ConfigError, describe_error
+from wire.tls import own_cert_summary
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ADMIN_CN = "labedge-admin"
+DEFAULT_DASHBOARD_PORT = 8780
+DEFAULT_STATUS_INTERVAL = 60
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_DASHBOARD_PORT
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    source: Path
+    broker: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    client_id: str = ADMIN_CN
+    topic_prefix: str = "rde"
+    store_dir: Path | None = None
+    catalog_url: str | None = None
+    signing_key: Path | None = None
+    trust_root: Path | None = None
+    status_interval: int = DEFAULT_STATUS_INTERVAL
+    dashboard: DashboardConfig = DashboardConfig()
+
+    @property
+    def host(self) -> str:
+        rest = self.broker.split("://", 1)[1].rstrip("/")
+        return rest.rsplit(":", 1)[0] if ":" in rest else rest
+
+    @property
+    def port(self) -> int:
+        rest = self.broker.split("://", 1)[1].rstrip("/")
+        return int(rest.rsplit(":", 1)[1]) if ":" in rest else 8883
+
+    @property
+    def token_file(self) -> Path:
+        return self.dashboard.token_file or self.source.parent / "dashboard.token"
+
+
+def fleet_schema() -> dict[str, Any]:
+    return json.loads(resources.files("config").joinpath("schema/fleet.v1.schema.json").read_text("utf-8"))
+
+
+def load_fleet_config(path: Path | str) -> FleetConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: fleet config file not found") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_fleet_config(data, source=path)
+
+
+def parse_fleet_config(data: dict[str, Any], *, source: Path) -> FleetConfig:
+    validator = jsonschema.Draft202012Validator(fleet_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: len(e.absolute_path))
+    if errors:
+        raise ConfigError(f"{source}: " + describe_error(errors[0], data))
+    base = source.parent.resolve()
+
+    def resolve(p: str) -> Path:
+        q = Path(os.path.expandvars(os.path.expanduser(p)))
+        return q if q.is_absolute() else base / q
+
+    kw: dict[str, Any] = {k: v for k, v in data.items() if k not in ("config_version", "dashboard")}
+    for key in ("ca_file", "cert_file", "key_file", "store_dir", "signing_key", "trust_root"):
+        if key in kw:
+            kw[key] = resolve(kw[key])
+    for key in ("ca_file", "cert_file", "key_file"):
+        if not kw[key].is_file():
+            raise ConfigError(f"{source}: {key}: file {str(kw[key])!r} does not exist")
+    url = kw.get("catalog_url")
+    if url is not None and "://" not in url:
+        kw["catalog_url"] = str(resolve(url))  # a plain path is an SQLite file
+    elif url is not None and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise ConfigError(f"{source}: catalog_url: {url!r} is neither a file path nor a postgresql:// URL")
+    if "catalog_url" not in kw and "store_dir" in kw:
+        kw["catalog_url"] = str(kw["store_dir"] / "catalog.sqlite3")
+    if "client_id" not in kw:
+        cn, _, _ = own_cert_summary(kw["cert_file"])
+        if cn == "?":
+            raise ConfigError(f"{source}: cert_file {kw['cert_file']}: not a readable PEM certificate")
+        kw["client_id"] = cn
+    d = dict(data.get("dashboard", {}))
+    if "token_file" in d:
+        d["token_file"] = resolve(d["token_file"])
+    return FleetConfig(source=source, dashboard=DashboardConfig(**d), **kw)
