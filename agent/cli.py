@@ -37,6 +37,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.logs import setup_logging
     from agent.runner import Agent
 
+    from agent.remote.hook import settle_before_start
+    settle_before_start(args.config or default_config_path())  # a trial a crash interrupted: roll back first
     cfg = load_checked_config(args.config or default_config_path())
     path = setup_logging(cfg.log_dir, cfg.log_level, console=True)
     log.info("logging to %s", path)

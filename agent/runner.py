@@ -89,6 +89,8 @@ class Agent:
         self.threads = [flusher, self.pipeline, *self.watchers.values(), self.uploader, self.web,
                         getattr(self.pairer, "worker", None)]
         self.threads = [t for t in self.threads if t is not None]
+        if self.remote is not None:
+            self.remote.bind(self)  # agent.remote: its topics on the new channel, its state in the status
         for t in self.threads:
             t.start()
 

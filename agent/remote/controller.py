@@ -76,6 +76,25 @@ class RemoteController(Worker):
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self.publish_report()
 
+    # ------------------------------------------------------------------ wiring (every start and reload)
+    def bind(self, agent: Any) -> None:
+        """Subscribe this device's config topics on the agent's (new) MQTT channel; report in its status."""
+        channel = getattr(agent, "channel", None)
+        if channel is not None:
+            for topic in config_topics(agent.cfg):
+                channel.subscribe(topic, lambda t, payload: self.submit(payload, t))
+        publisher = getattr(agent, "status_publisher", None)
+        if publisher is not None and hasattr(publisher, "config_info"):
+            publisher.config_info = self.status_section
+            self._listeners = [lambda _rep: publisher.publish_now()] if hasattr(publisher, "publish_now") else []
+
+    def status_section(self) -> dict[str, Any]:
+        """The `config` part of the fleet status document (wire/status.py)."""
+        r = self.report()
+        return {"version": str(r["applied_version"]), "state": r["state"], "error": r["reason"] or "",
+                "desired_version": r["desired_version"], "applied_version": r["applied_version"],
+                "event_version": r["version"]}
+
     # ------------------------------------------------------------------ inputs
     def submit(self, data: bytes, topic: str = "") -> None:
         """Called from the MQTT thread: only enqueue (a flood drops the newest, never blocks MQTT)."""
@@ -133,9 +152,9 @@ class RemoteController(Worker):
             version = exc.version if exc.version is not None else _claimed_version(data)
             if exc.version is not None and exc.code != "wrong_target":
                 self.st.desired_version = max(self.st.desired_version, exc.version)
+            self.sd.audit("refused", version=version, code=exc.code, reason=exc.reason, topic=topic)
             self.st.outcome("refused", version, exc.reason)
             self.sd.save(self.st)
-            self.sd.audit("refused", version=version, code=exc.code, reason=exc.reason, topic=topic)
             log.warning("remote config version %s refused: %s", version, exc.reason)
             self.publish_report()
             return "refused"
@@ -156,8 +175,9 @@ class RemoteController(Worker):
         trial = self.st.trial
         assert trial is not None
         host = self.host
+        publisher = getattr(host, "status_publisher", None)
         verdict = judge(host.cfg, list(host.threads), host.health.snapshot()[1]["facts"],
-                        since=float(trial["started_at"]))
+                        status_sent=getattr(publisher, "sent", None) if publisher is not None else None)
         if verdict.fatal:
             self.rollback(verdict.fatal)
         elif self.clock() >= float(trial["deadline"]):

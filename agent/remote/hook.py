@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from agent.config import ConfigError, load_config
-from agent.remote.controller import RemoteController, config_topics, settle_interrupted_trial
+from agent.remote.controller import RemoteController, settle_interrupted_trial
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +13,19 @@ log = logging.getLogger(__name__)
 def remote_enabled(cfg: Any) -> bool:
     r = cfg.raw.get("remote") or {}
     return bool(r.get("trust_root")) and r.get("enabled", True) is not False
+
+
+def settle_before_start(config_path: Any) -> None:
+    """Before `run` loads (and checks) the merged config: undo a trial that a kill -9 or power loss cut short.
+
+    The trial's layer may be exactly what stops the agent from starting (a missing watch folder), so this
+    must come before the checks. Errors here are left to the normal load, which names them.
+    """
+    try:
+        local = load_config(config_path, check_watch_folders=False, remote=False)
+    except ConfigError:
+        return
+    settle_interrupted_trial(local)
 
 
 def attach(agent: Any) -> RemoteController | None:
@@ -29,20 +42,4 @@ def attach(agent: Any) -> RemoteController | None:
     ctl = RemoteController(agent)
     agent.remote = ctl
     ctl.start()
-    _subscribe(agent, ctl)
     return ctl
-
-
-def _subscribe(agent: Any, ctl: RemoteController) -> None:
-    """Deliver the retained config documents on this device's topics to the worker.
-
-    The shared MQTT channel (agent/fleet/channel.py) carries them over the uploader's one connection.
-    """
-    try:
-        from agent.fleet.channel import channel_for  # type: ignore[import-not-found]
-    except ImportError:
-        log.info("remote config: no MQTT channel in this build; documents only through RemoteController.submit")
-        return
-    channel = channel_for(agent)
-    for topic in config_topics(agent.cfg):
-        channel.subscribe(topic, lambda payload, topic_=topic, **_: ctl.submit(payload, topic_))

@@ -25,7 +25,9 @@ class TrialVerdict:
         return self.fatal is None and self.pending is None
 
 
-def judge(cfg: Config, threads: Iterable[threading.Thread], facts: dict[str, Any], *, since: float) -> TrialVerdict:
+def judge(cfg: Config, threads: Iterable[threading.Thread], facts: dict[str, Any], *,
+          status_sent: int | None = None) -> TrialVerdict:
+    """``status_sent``: status documents the (new) publisher sent, None where there is no status channel."""
     dead = [t.name for t in threads if not t.is_alive()]
     if dead:
         return TrialVerdict(fatal=f"component stopped with the new config: {', '.join(dead)}")
@@ -43,8 +45,6 @@ def judge(cfg: Config, threads: Iterable[threading.Thread], facts: dict[str, Any
             err = up.get("last_error")
             return TrialVerdict(pending=f"not connected to the broker {cfg.upload.broker}"
                                         + (f" ({err})" if err else ""))
-        published = facts.get("status_published_at")
-        if "status_published_at" in facts or facts.get("status_channel"):
-            if not isinstance(published, (int, float)) or published < since:
-                return TrialVerdict(pending="no status published to the facility yet")
+        if status_sent is not None and status_sent < 1:
+            return TrialVerdict(pending="no status document published to the facility yet")
     return TrialVerdict()

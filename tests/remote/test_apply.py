@@ -55,8 +55,8 @@ def test_valid_push_reloads_in_process_and_commits(running, facility):
     files = RemoteFiles.beside(agent.cfg.source)
     assert "version 1" in files.toml.read_text() and "local-only" in files.toml.read_text()
     assert json.loads(files.envelope.read_text())["document"]["version"] == 1
-    events = [e["event"] for e in StateDir(agent.cfg.state_dir).audit_lines()]
-    assert events == ["received", "trial", "applied"]
+    wait_for(lambda: [e["event"] for e in StateDir(agent.cfg.state_dir).audit_lines()]
+             == ["received", "trial", "applied"], 5, "the audit log to say received, trial, applied")
     assert agent.health.get("remote_config")["state"] == "applied"
     # the previous version signed again is a replay
     agent.remote.submit(facility.bundle("rescan_seconds = 5\n", 1, valid_for=timedelta(hours=3)), "rde/pc-1/config")
@@ -117,8 +117,8 @@ def test_missing_watch_folder_rolls_back_within_the_trial(running, facility, tmp
                                         valid_for=timedelta(hours=2)), "rde/pc-1/config")
     r = _settled(agent, "refused", 1)
     assert "already applied or tried" in r["reason"]
-    events = [e["event"] for e in StateDir(agent.cfg.state_dir).audit_lines()]
-    assert events == ["received", "trial", "rolled_back", "received", "refused"]
+    wait_for(lambda: [e["event"] for e in StateDir(agent.cfg.state_dir).audit_lines()]
+             == ["received", "trial", "rolled_back", "received", "refused"], 5, "the audit log")
 
 
 def test_crash_during_trial_rolls_back_at_next_start(tmp_path, facility):
