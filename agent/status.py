@@ -60,6 +60,8 @@ def build_status(cfg: Config) -> dict[str, Any]:
                                                            "upload_last_error")},
         upload=_upload_section(cfg, facts, running),
     )
+    from agent.remote.report import remote_status  # keys the facility set, and which version
+    out["remote"] = remote_status(cfg)
     return out
 
 
@@ -115,4 +117,6 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append(f"  FAILED {f['id']}: {f['error']}")
     for pr in st.get("problems", []):
         lines.append(f"  {pr['kind'].upper()}: {pr['message']}")
+    from agent.remote.report import describe_remote
+    lines += describe_remote(st.get("remote"))
     return "\n".join(lines)

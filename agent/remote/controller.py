@@ -93,7 +93,7 @@ class RemoteController(Worker):
         r = self.report()
         return {"version": str(r["applied_version"]), "state": r["state"], "error": r["reason"] or "",
                 "desired_version": r["desired_version"], "applied_version": r["applied_version"],
-                "event_version": r["version"]}
+                "event_version": r["version"], "groups": apply.groups_of(self.host.cfg)}
 
     # ------------------------------------------------------------------ inputs
     def submit(self, data: bytes, topic: str = "") -> None:
