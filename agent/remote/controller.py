@@ -91,9 +91,9 @@ class RemoteController(Worker):
     def status_section(self) -> dict[str, Any]:
         """The `config` part of the fleet status document (wire/status.py)."""
         r = self.report()
-        return {"version": str(r["applied_version"]), "state": r["state"], "error": r["reason"] or "",
+        return {"version": str(r["applied_version"]), "state": r["state"], "error": (r["reason"] or "")[:400],
                 "desired_version": r["desired_version"], "applied_version": r["applied_version"],
-                "event_version": r["version"], "groups": apply.groups_of(self.host.cfg)}
+                "event_version": r["version"], "groups": apply.groups_of(self.host.cfg)[:16]}
 
     # ------------------------------------------------------------------ inputs
     def submit(self, data: bytes, topic: str = "") -> None:
