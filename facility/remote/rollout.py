@@ -128,6 +128,7 @@ def run_rollout(session: AdminSession, history: History, signer: Signer, *, text
                            or len(res.failures) + _wave_failures(st, wave, version) >= max_failures > 0,
                            wait, abort=lambda: history.abort_requested(push_id))
         now = session.statuses()
+        aborted = history.abort_requested(push_id)
         for d in wave:
             got = outcome_for(now.get(d), version)
             state, reason = got if got else ("no_answer", f"no report within {wait:.0f} s (offline devices take "
@@ -135,6 +136,8 @@ def run_rollout(session: AdminSession, history: History, signer: Signer, *, text
             res.results[d] = (state, reason)
             history.result(push_id, d, version, state, reason)
             say(f"  {d}: {state}" + (f": {reason}" if reason else ""))
+        if aborted:
+            return _finish(res, history, "aborted", "aborted by an administrator", plan[i + 1:], say)
         if max_failures > 0 and len(res.failures) >= max_failures:
             return _finish(res, history, "stopped", f"{len(res.failures)} device(s) refused or rolled back "
                                                     f"(--max-failures {max_failures})", plan[i + 1:], say)

@@ -58,6 +58,13 @@ def fleet(*args: str, passphrase: str | None = ADMIN_PW, timeout: float = 90) ->
             os.close(fd)
 
 
+def fleet_pipe_args(passphrase: str = ADMIN_PW) -> tuple[list[str], tuple[int, ...]]:
+    r, w = os.pipe()
+    os.write(w, (passphrase + "\n").encode())
+    os.close(w)
+    return ["--passphrase-fd", str(r)], (r,)
+
+
 def fragment(root: Path, text: str, name: str = "push.toml") -> Path:
     p = root / name
     p.write_text(text)

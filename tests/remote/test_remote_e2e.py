@@ -2,6 +2,8 @@
 administrator's `labedge fleet config` commands."""
 from __future__ import annotations
 
+import json
+import os
 import signal
 
 import pytest
@@ -147,3 +149,32 @@ def test_canary_stops_a_bad_config_after_one_device(tmp_path, broker, pki, facil
     finally:
         for a in agents:
             a.kill(signal.SIGTERM)
+
+
+def test_abort_stops_a_rollout_in_progress(tmp_path, broker, pki, facility):
+    import subprocess
+    import sys
+
+    from e2e_helpers import REPO, fleet_pipe_args
+    from facility.remote.history import History
+    fcfg = fleet_toml(tmp_path / "admin", broker, pki, facility)
+    frag = fragment(tmp_path, "rescan_seconds = 8\n")
+    args, fds = fleet_pipe_args()
+    push = subprocess.Popen([sys.executable, "-m", "agent", "fleet", "config", "push", "--config", str(fcfg),
+                             "--to", "away-1", "--to", "away-2", "--canary", "1", "--wait", "50", str(frag), *args],
+                            pass_fds=fds, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        h = History.beside(fcfg)
+        wait_for(lambda: h.running(), 20, "the rollout to start")
+        p = fleet("config", "push", "--config", str(fcfg), "--abort", passphrase=None)
+        assert p.returncode == 0 and "abort requested for push 1" in p.stdout, p.stdout + p.stderr
+        out, _ = push.communicate(timeout=20)
+        assert push.returncode == 1 and "aborted" in out and "never sent to: away-2" in out, out
+        assert h.pushes()[0]["state"] == "aborted" and [r["device"] for r in h.pushes()[0]["results"]] == ["away-1"]
+        audit = [json.loads(x)["event"] for x in (fcfg.parent / "remote-audit.jsonl").read_text().splitlines()]
+        assert audit[0] == "push" and "abort_requested" in audit and audit[-1] == "rollout_aborted"
+        h.close()
+    finally:
+        push.kill()
+        for fd in fds:
+            os.close(fd)
