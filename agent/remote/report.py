@@ -60,3 +60,12 @@ def describe_remote(r: dict[str, Any] | None) -> list[str]:
         lines.append("    only the local-only keys (" + ", ".join(r.get("local_only", [])) +
                      ") always follow labedge.toml")
     return lines
+
+
+def page_lines(r: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(kind, text) rows for the local page's status card: the same words as `labedge status`."""
+    lines = describe_remote(r)
+    if not lines:
+        return []
+    kind = "warning" if (r or {}).get("state") in ("refused", "rolled_back") else "info"
+    return [(kind, "リモート設定 / " + lines[0].strip())] + [("info", x.strip()) for x in lines[1:]]

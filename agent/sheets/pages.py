@@ -67,7 +67,8 @@ def status_lines(st: dict[str, Any]) -> list[tuple[str, str]]:
                     "not yet packaged (settling, paused or waiting for a sheet)."))
     if not out:
         out.append(("ok", "問題ありません / All well."))
-    return out
+    from agent.remote.report import page_lines  # keys the facility set, and which version set them
+    return out + page_lines(st.get("remote"))
 
 
 def _status_card(srv: "LocalServer") -> str:

@@ -71,11 +71,12 @@ def remote_section(root_pub: Path, *, groups: tuple[str, ...] = (), trial_second
 
 
 def local_config(root: Path, root_pub: Path, *, device: str = "pc-1", groups: tuple[str, ...] = ("xrd",),
-                 trial_seconds: float = 2, extra: str = "") -> Path:
+                 trial_seconds: float = 2, extra: str = "", web: bool = False) -> Path:
     watch = root / "watch"
     watch.mkdir(parents=True, exist_ok=True)
     text = (f'device_id = "{device}"\nspool_dir = "{root / "spool"}"\nstate_dir = "{root / "state"}"\n'
-            f'log_dir = "{root / "logs"}"\nrescan_seconds = 60\n{extra}[web]\nenabled = false\n'
+            f'log_dir = "{root / "logs"}"\nrescan_seconds = 60\n{extra}[web]\n'
+            + ("enabled = true\nport = 0\n" if web else "enabled = false\n")
             + remote_section(root_pub, groups=groups, trial_seconds=trial_seconds)
             + f'[[instruments]]\nid = "inst"\nwatch = ["{watch}"]\nsettle_seconds = 0.2\npoll_seconds = 0.2\n'
             + 'unpaired_policy = "send"\nhold_seconds = 0\n')

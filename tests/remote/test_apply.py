@@ -145,3 +145,27 @@ def test_crash_during_trial_rolls_back_at_next_start(tmp_path, facility):
         assert r["applied_version"] == 1
     finally:
         assert again.stop() == []
+
+
+def test_status_and_local_page_say_which_keys_the_facility_set(tmp_path, facility):
+    import urllib.request
+
+    from agent.status import build_status, format_status
+    cfg = load_config(local_config(tmp_path, facility.root_pub, trial_seconds=1, web=True))
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        agent.remote.submit(facility.bundle("rescan_seconds = 5\n", 4), "rde/pc-1/config")
+        _settled(agent, "applied", 4)
+        agent.remote.submit(facility.bundle('state_dir = "/elsewhere"\n', 5), "rde/pc-1/config")
+        _settled(agent, "refused", 5)
+        text = format_status(build_status(agent.cfg))
+        assert "version 5 REFUSED: the facility may not set state_dir" in text and "running version 4" in text
+        assert ("rescan_seconds = 5  (from the facility, version 4; your labedge.toml says 60: the facility's "
+                "value wins)") in text
+        assert "always follow labedge.toml" in text and "state_dir" in text
+        wait_for(lambda: agent.web is not None and agent.web.port, 5, "the local page")
+        page = urllib.request.urlopen(f"http://127.0.0.1:{agent.web.port}/", timeout=10).read().decode()
+        assert "from the facility, version 4" in page and "リモート設定" in page
+    finally:
+        assert agent.stop() == []
