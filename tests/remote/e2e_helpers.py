@@ -104,5 +104,14 @@ class Observer:
         return wait_for(lambda: (c := self.config(device)) and all(c.get(k) == v for k, v in want.items()) and c,
                         timeout, f"{device}: {what} ({want})")
 
+    def retained(self, topic: str) -> bytes:
+        """The retained message on ``topic`` now (a fresh subscription as this identity)."""
+        got: list[bytes] = []
+        link = self.session.link
+        link.client.message_callback_add(topic, lambda _c, _u, m: got.append(bytes(m.payload)))
+        link.client.subscribe(topic, qos=1)
+        wait_for(lambda: got, 10, f"the retained message on {topic}")
+        return got[0]
+
     def close(self) -> None:
         self.session.stop()

@@ -146,6 +146,15 @@ def test_canary_stops_a_bad_config_after_one_device(tmp_path, broker, pki, facil
         observer.wait("lab-1", "back on its old config", state="rolled_back", online=True)
         hist = config_status(fcfg)
         assert hist["lab-1"]["state"] == "rolled_back" and hist["lab-2"]["state"] == "none"
+
+        # a good config goes through every wave (1, 2, 2), then is retained on the group topic too
+        p = fleet("config", "push", "--config", str(fcfg), "--group", "xrd", "--canary", "1", "--wait", "30",
+                  str(fragment(tmp_path, "rescan_seconds = 6\n", "good.toml")))
+        assert p.returncode == 0 and "in 3 wave(s)" in p.stdout and p.stdout.count(": applied") == 5, p.stdout
+        for n in names:
+            assert observer.config(n)["applied_version"] == 2
+        retained = observer.retained("rde/group/xrd/config")
+        assert b'"version":2' in retained
     finally:
         for a in agents:
             a.kill(signal.SIGTERM)
