@@ -393,8 +393,10 @@ class TrustStore:
             try:
                 ts.accept_admin_keys(state["admin_keys"], now)
             except Expired:
-                # keep the version floor so an older list is still refused; no key is trusted
+                # keep the version floor so an older list is still refused; no key is trusted, and
+                # verify says the list expired
                 ts.admin_version = int(state["admin_keys"]["version"])
+                ts.admin_expires = parse_time(state["admin_keys"]["expires"], name="expires")
         return ts
 
 
@@ -439,6 +441,9 @@ def verify(envelope_bytes: bytes | str | dict[str, Any], trust: TrustStore, now:
     kid = doc["key_id"]
     if doc["kind"] in ROOT_KINDS:
         raise WrongKind(f"a {doc['kind']!r} document is a trust document, not an administrator's")
+    if trust.admin_expires is not None and now - CLOCK_SKEW >= trust.admin_expires:
+        raise Expired(f"the administrator key list expired at {format_time(trust.admin_expires)}; "
+                      "the facility must sign a new one with the root key")
     if kid in trust.revoked:
         raise RevokedKey(f"signed with the revoked administrator key {trust.revoked[kid]!r} ({kid})")
     admin = trust.admins.get(kid)
@@ -448,9 +453,6 @@ def verify(envelope_bytes: bytes | str | dict[str, Any], trust: TrustStore, now:
         raise UnknownKey(f"signed with key {kid}, which is not in the administrator key list "
                          f"(version {trust.admin_version})")
     _check_signature(doc, admin.public_key, f"administrator {admin.name!r}")
-    if trust.admin_expires is not None and now - CLOCK_SKEW >= trust.admin_expires:
-        raise Expired(f"the administrator key list expired at {format_time(trust.admin_expires)}; "
-                      "the facility must sign a new one with the root key")
     nb, ex = _check_times(doc, now)
     return Verified(kind=doc["kind"], payload=doc["payload"], targets=doc["targets"], version=doc["version"],
                     not_before=nb, expires=ex, key_id=kid, signer=admin.name, document=doc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+log = logging.getLogger(__name__)
 KIND = "config"
 DEFAULT_TRIAL_SECONDS = 120.0
 
@@ -86,7 +88,14 @@ def read_local(cfg: Config) -> dict[str, Any]:
 def check_document(data: bytes, cfg: Config, st: RemoteState, *, now: float | None = None) -> Candidate:
     """Every check before apply. Updates ``st.trust`` when the bundle brought newer trust documents."""
     now = time.time() if now is None else now
-    trust = signed.TrustStore.from_state(pinned_root(cfg), st.trust, now)
+    pinned = pinned_root(cfg)
+    try:
+        trust = signed.TrustStore.from_state(pinned, st.trust, now)
+    except signed.SignedError as exc:
+        # what was stored no longer chains to the pinned root (the PC's trust_root was changed on purpose,
+        # or the state file was edited): start again from the pinned root alone
+        log.warning("remote config: stored trust documents dropped (%s); starting from the pinned root", exc.reason)
+        trust = signed.TrustStore(pinned)
     try:
         v, changed = signed.open_bundle(data, trust, now, kind=KIND)
     except signed.SignedError as exc:

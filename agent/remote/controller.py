@@ -149,15 +149,11 @@ class RemoteController(Worker):
         try:
             cand = apply.check_document(data, cfg, self.st, now=self.clock())
         except apply.Refused as exc:
-            version = exc.version if exc.version is not None else _claimed_version(data)
-            if exc.version is not None and exc.code != "wrong_target":
-                self.st.desired_version = max(self.st.desired_version, exc.version)
-            self.sd.audit("refused", version=version, code=exc.code, reason=exc.reason, topic=topic)
-            self.st.outcome("refused", version, exc.reason)
-            self.sd.save(self.st)
-            log.warning("remote config version %s refused: %s", version, exc.reason)
-            self.publish_report()
-            return "refused"
+            return self._refuse(exc, data, topic)
+        except Exception as exc:  # a bug or a file-system error refuses the document, never kills the worker
+            log.exception("remote config: checking a document failed")
+            return self._refuse(apply.Refused("internal", f"the agent could not check it ({type(exc).__name__}: "
+                                                          f"{exc})"), data, topic)
         v = cand.verified
         trial_for = apply.trial_seconds(cand.merged)  # [remote] is local-only: the PC's own file decides
         apply.stage(cand, self.files, self.sd, self.st, trial_for=trial_for, bundle=data, topic=topic)
@@ -170,6 +166,17 @@ class RemoteController(Worker):
         except Exception as exc:  # could not even start with it: back at once
             self.rollback(f"the agent could not start with version {v.version}: {exc}")
         return "trial"
+
+    def _refuse(self, exc: apply.Refused, data: bytes, topic: str) -> str:
+        version = exc.version if exc.version is not None else _claimed_version(data)
+        if exc.version is not None and exc.code != "wrong_target":
+            self.st.desired_version = max(self.st.desired_version, exc.version)
+        self.sd.audit("refused", version=version, code=exc.code, reason=exc.reason, topic=topic)
+        self.st.outcome("refused", version, exc.reason)
+        self.sd.save(self.st)
+        log.warning("remote config version %s refused: %s", version, exc.reason)
+        self.publish_report()
+        return "refused"
 
     def tick(self) -> None:
         trial = self.st.trial
