@@ -19,11 +19,11 @@ COMMAND_MODULES = [
     "translators.worker",      # _translate-worker (the sandbox child)
     "agent.transport.cli",     # enroll (the device side)
     "facility.cli",            # receive, pki (the facility side)
-    "facility.remote.cli",     # TEMPORARY: fleet keys (until the fleet group is on main)
     "agent.demo",              # demo
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray
     "agent.check",             # check
+    "facility.remote.cli",     # fleet keys/config; last: joins the fleet group if it exists (see the module)
 ]
 
 
