@@ -169,3 +169,22 @@ def test_status_and_local_page_say_which_keys_the_facility_set(tmp_path, facilit
         assert "from the facility, version 4" in page and "リモート設定" in page
     finally:
         assert agent.stop() == []
+
+
+def test_run_rolls_back_an_interrupted_trial_before_it_checks_the_config(tmp_path, facility):
+    """A trial cut short by a crash may be exactly what stops `run` (a missing watch folder): undo it first."""
+    from agent.check import load_checked_config
+    from agent.config import ConfigError
+    from agent.remote.hook import settle_before_start
+    from agent.remote.state import RemoteState
+    cfg = load_config(local_config(tmp_path, facility.root_pub))
+    sd, st = StateDir(cfg.state_dir), RemoteState()
+    cand = apply.check_document(facility.bundle(f'[[instruments]]\nid = "inst"\nwatch = ["{tmp_path}/gone"]\n', 1),
+                                cfg, st)
+    apply.stage(cand, RemoteFiles.beside(cfg.source), sd, st, trial_for=60, bundle=b"", topic="t")
+    with pytest.raises(ConfigError, match="gone"):
+        load_checked_config(cfg.source)          # what `run` would do without the roll back
+    settle_before_start(cfg.source)
+    assert load_checked_config(cfg.source).instrument("inst").watch == (tmp_path / "watch",)
+    assert sd.load().report()["state"] == "rolled_back"
+    assert [e["event"] for e in sd.audit_lines()] == ["rolled_back"]
