@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.validation import ConfigError
 from wire.config_layer import (LOCAL_ONLY, LayerError, facility_keys, flatten, local_only_keys,  # noqa: F401
                                merge, parse_fragment)
 
@@ -55,8 +56,9 @@ def read_remote(files: RemoteFiles) -> tuple[dict[str, Any], dict[str, Any]] | N
 def effective_data(local: dict[str, Any], config_path: Path) -> dict[str, Any]:
     """What ``load_config`` validates: the local file with the facility's layer over it.
 
-    A remote layer that can no longer be read or names a local-only key is ignored (with a log line),
-    never fatal: the PC's own file alone always starts the agent.
+    A remote layer that can no longer be read, names a local-only key, or makes the merged config fail the
+    schema (say, after an upgrade) is ignored with a log line, never fatal: the PC's own file alone always
+    starts the agent, and `labedge status` says the layer is ignored and why.
     """
     if (local.get("remote") or {}).get("enabled") is False:
         return local
@@ -68,7 +70,11 @@ def effective_data(local: dict[str, Any], config_path: Path) -> dict[str, Any]:
         bad = local_only_keys(fragment)
         if bad:
             raise LayerError(f"names local-only keys: {', '.join(bad)}")
-    except (OSError, UnicodeDecodeError, LayerError) as exc:
+        merged = merge(local, fragment)
+        from agent.config import validate_config_dict  # loaded already: load_config calls us
+        validate_config_dict(merged, source=f"{config_path} with {REMOTE_TOML}")
+    except (OSError, UnicodeDecodeError, LayerError, ConfigError) as exc:
         log.warning("ignoring the facility's layer %s beside %s: %s", REMOTE_TOML, config_path, exc)
         return local
-    return merge(local, fragment)
+    return merged
+

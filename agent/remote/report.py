@@ -5,7 +5,7 @@ import sys
 from typing import Any
 
 from agent.config import Config
-from agent.remote.layers import RemoteFiles, facility_keys, read_remote
+from agent.remote.layers import RemoteFiles, effective_data, facility_keys, read_remote
 from agent.remote.state import StateDir
 from wire.config_layer import LOCAL_ONLY, LayerError
 
@@ -28,6 +28,10 @@ def remote_status(cfg: Config) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, LayerError, tomllib.TOMLDecodeError) as exc:
         out["layer_error"] = f"{files.toml}: {exc}"
         return out
+    if got is not None and effective_data(local, cfg.source) is local and (cfg.raw.get("remote") or {}).get(
+            "enabled", True) is not False:
+        out["layer_error"] = (f"{files.toml} is IGNORED (the agent runs on labedge.toml alone): it names a "
+                              "local-only key or no longer passes the config schema; see the agent's log")
     if got is not None:
         fragment, record = got
         out["layer_version"] = record.get("version")

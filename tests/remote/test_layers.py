@@ -58,3 +58,18 @@ def test_load_config_takes_the_remote_layer_and_ignores_a_hostile_one(tmp_path):
     (tmp_path / "remote.toml").write_text('rescan_seconds = 8\nstate_dir = "/tmp/elsewhere"\n')
     cfg = load_config(local)
     assert (cfg.rescan_seconds, cfg.state_dir) == (60, tmp_path / "s")
+
+
+def test_a_layer_the_schema_no_longer_takes_is_ignored_and_status_says_so(tmp_path):
+    from agent.status import build_status, format_status
+    (tmp_path / "w").mkdir()
+    local = tmp_path / "labedge.toml"
+    local.write_text(f'device_id = "pc-1"\nrescan_seconds = 60\nstate_dir = "{tmp_path}/s"\n'
+                     f'[remote]\ntrust_root = "root.pub"\n[[instruments]]\nid = "i"\nwatch = ["{tmp_path}/w"]\n')
+    (tmp_path / "remote.toml").write_text("rescan_seconds = 5\nno_such_key = 1\n")   # e.g. after a downgrade
+    cfg = load_config(local)
+    assert cfg.rescan_seconds == 60
+    cfg.state_dir.mkdir(parents=True)
+    from agent.state.store import StateStore
+    StateStore(cfg.state_db).close()
+    assert "remote.toml is IGNORED" in format_status(build_status(cfg))
