@@ -23,6 +23,7 @@ from wire import signed
 log = logging.getLogger(__name__)
 INBOX_MAX = 16
 HEALTH_FACT = "remote_config"
+IDLE_WAIT = 30.0
 
 
 class Host(Protocol):
@@ -70,7 +71,7 @@ class RemoteController(Worker):
         self.files = RemoteFiles.beside(host.cfg.source)
         self.sd = StateDir(host.cfg.state_dir)
         self.st: RemoteState = self.sd.load()
-        self.inbox: queue.Queue[tuple[bytes, str]] = queue.Queue(maxsize=INBOX_MAX)
+        self.inbox: queue.Queue[tuple[bytes, str] | None] = queue.Queue(maxsize=INBOX_MAX)
         self.clock = clock
         self._deferred: tuple[bytes, str] | None = None    # arrived during a trial: handled after it
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -102,7 +103,13 @@ class RemoteController(Worker):
             self.inbox.put_nowait((bytes(data), topic))
         except queue.Full:
             log.warning("remote config: inbox full, dropped a document from %s", topic)
-        self.wake()
+
+    def wake(self) -> None:
+        """Interrupt the idle wait (used by stop): a None in the inbox."""
+        try:
+            self.inbox.put_nowait(None)
+        except queue.Full:
+            pass  # it is awake anyway: there is work queued
 
     def on_report(self, fn: Callable[[dict[str, Any]], None]) -> None:
         self._listeners.append(fn)
@@ -121,8 +128,9 @@ class RemoteController(Worker):
 
     # ------------------------------------------------------------------ loop
     def loop_once(self) -> None:
+        # idle: wait long (submit and stop wake us); during a trial: look at the agent 5 times a second
         try:
-            item = self.inbox.get(timeout=0.2)
+            item = self.inbox.get(timeout=0.2 if self.st.trial is not None or self._deferred else IDLE_WAIT)
         except queue.Empty:
             item = None
         if self.stopping:

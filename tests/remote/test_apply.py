@@ -30,11 +30,6 @@ def running(tmp_path, facility):
     assert agent.stop() == []
 
 
-def _state(agent):
-    return wait_for(lambda: agent.remote.report()["state"] not in ("trial",) and agent.remote.inbox.empty()
-                    and agent.remote.report(), 10, "the remote worker to settle")
-
-
 def _settled(agent, state, version):
     return wait_for(lambda: (r := agent.remote.report())["state"] == state and r["version"] == version and r,
                     10, f"state {state} for version {version}")
