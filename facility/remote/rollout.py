@@ -8,6 +8,7 @@ its retained copy when it returns.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable
@@ -108,6 +109,7 @@ def run_rollout(session: AdminSession, history: History, signer: Signer, *, text
     version = version or next_version(history, statuses, devices)
     targets = {"groups": [group]} if group else {"devices": sorted(devices)}
     bundle = signer.bundle("config", {"toml": text}, version=version, targets=targets, valid_for=valid_for)
+    _self_check(bundle, session.cfg.trust_root)
     push_id = history.start_push(version=version, signer=signer.name, key_id=signer.key_id, targets=targets,
                                  fragment=text, document=bundle)
     res = RolloutResult(version, push_id)
@@ -148,6 +150,21 @@ def run_rollout(session: AdminSession, history: History, signer: Signer, *, text
     missing = [d for d, (s, _) in res.results.items() if s != "applied"]
     return _finish(res, history, "incomplete" if missing else "done",
                    f"{len(missing)} device(s) without a report" if missing else "", [], say)
+
+
+def _self_check(bundle: bytes, trust_root: Any) -> None:
+    """Verify our own bundle as a device pinned to fleet.toml's trust_root would, before anything is sent:
+    a revoked or unlisted signing key, or an expired key list, is caught here, not on every device."""
+    if trust_root is None:
+        return
+    from wire import signed
+    try:
+        pinned = signed.load_public_pem(trust_root.read_bytes(), what=f"trust_root {trust_root}")
+        signed.open_bundle(bundle, signed.TrustStore(pinned), time.time(), kind="config")
+    except OSError as exc:
+        raise RolloutError(f"trust_root {trust_root}: {exc.strerror or exc}") from None
+    except signed.SignedError as exc:
+        raise RolloutError(f"devices would refuse this push: {exc.reason}") from None
 
 
 def _wave_failures(statuses: dict[str, dict[str, Any]], wave: list[str], version: int) -> int:

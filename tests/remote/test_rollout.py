@@ -47,3 +47,16 @@ def test_history_versions_diff_and_abort(tmp_path):
     assert [p["state"] for p in again.pushes()] == ["aborting", "done"]
     assert again.pushes()[1]["results"][0]["state"] == "applied"
     again.close()
+
+
+def test_a_push_devices_would_refuse_is_caught_before_it_is_sent(tmp_path):
+    from facility.remote.rollout import _self_check
+    from remote_helpers import Facility
+    fac = Facility(tmp_path)
+    bob_list_before = fac.bob.admin_keys
+    _self_check(fac.bundle("rescan_seconds = 5\n", 1, signer=fac.bob), fac.root_pub)   # fine today
+    fac.revoke_bob()
+    fac.bob.admin_keys = fac.folder.admin_list()          # bob's folder now holds the new list
+    with pytest.raises(RolloutError, match="devices would refuse this push: signed with the revoked"):
+        _self_check(fac.bundle("rescan_seconds = 5\n", 2, signer=fac.bob), fac.root_pub)
+    assert bob_list_before["version"] < fac.bob.admin_keys["version"]
