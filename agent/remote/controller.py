@@ -75,6 +75,7 @@ class RemoteController(Worker):
         self.clock = clock
         self._deferred: tuple[bytes, str] | None = None    # arrived during a trial: handled after it
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._publisher: Any = None
         self.publish_report()
 
     # ------------------------------------------------------------------ wiring (every start and reload)
@@ -87,7 +88,7 @@ class RemoteController(Worker):
         publisher = getattr(agent, "status_publisher", None)
         if publisher is not None and hasattr(publisher, "config_info"):
             publisher.config_info = self.status_section
-            self._listeners = [lambda _rep: publisher.publish_now()] if hasattr(publisher, "publish_now") else []
+        self._publisher = publisher  # told at once when the state changes (the new one after a reload)
 
     def status_section(self) -> dict[str, Any]:
         """The `config` part of the fleet status document (wire/status.py)."""
@@ -120,7 +121,8 @@ class RemoteController(Worker):
     def publish_report(self) -> None:
         rep = self.report()
         self.host.health.set(HEALTH_FACT, rep)
-        for fn in self._listeners:
+        publish_now = getattr(self._publisher, "publish_now", None)
+        for fn in [*self._listeners, *([lambda _r: publish_now()] if publish_now else [])]:
             try:
                 fn(rep)
             except Exception:
