@@ -85,6 +85,7 @@ class InstrumentConfig:
     recursive: bool = True
     unpaired_policy: str = "send"      # agent.sheets: "hold" forever, or "send" unpaired after hold_seconds
     hold_seconds: float = 600.0        # wait this long for a sample sheet before the policy applies
+    sheet_file_hours: float = 12.0     # a *.sheet.json pairs only files written after it, within this time
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

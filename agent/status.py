@@ -7,6 +7,7 @@ from typing import Any
 from agent.config import Config
 from agent.intake import human
 from agent.state.store import StateStore
+from agent.summary import summarize
 
 HEARTBEAT_STALE = 10.0
 
@@ -23,6 +24,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
                    packages={"queued": 0, "uploading": 0, "delivered": 0, "failed": 0},
                    oldest_queued_age_seconds=None, spool_bytes=0, spool_max_bytes=cfg.spool_max_bytes,
                    intake={"paused": False, "reason": None}, problems=[], progress=[], failed=[])
+        out["summary"] = summarize(out).as_dict()
         return out
     store = StateStore(cfg.state_db, readonly=True)
     try:
@@ -34,7 +36,8 @@ def build_status(cfg: Config) -> dict[str, Any]:
         spool_bytes = store.spool_bytes()
         control = store.control()
         from agent.sheets.sheetdb import sheets_status  # held measurements, active sheets
-        sheets = sheets_status(store, [i.id for i in cfg.instruments])
+        sheets = sheets_status(store, [i.id for i in cfg.instruments],
+                               {i.id: i.hold_seconds for i in cfg.instruments if i.unpaired_policy == "send"})
     finally:
         store.close()
     beat = health.get("heartbeat", {}).get("value")
@@ -62,6 +65,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
     )
     from agent.remote.report import remote_status  # keys the facility set, and which version
     out["remote"] = remote_status(cfg)
+    out["summary"] = summarize(out).as_dict()  # the one user-facing state: tray, page and CLI show it
     return out
 
 
@@ -79,9 +83,13 @@ def format_status(st: dict[str, Any]) -> str:
     p = st["packages"]
     agent = st["agent"]
     lines = [f"labedge status for device {st['device_id']} ({st['config']})"]
+    sm = st.get("summary") or {}
+    if sm:
+        lines += [f"  {sm['state'].upper()}: {sm['reason']}", f"  what to do: {sm['action']}"]
     if agent.get("running"):
         lines.append(f"  agent: running, version {agent.get('version')}, "
-                     + ("ONLINE" if agent.get("mode") == "online" else "OFFLINE (no [upload] section: packages stay queued)"))
+                     + ("set up to upload" if agent.get("mode") == "online" else
+                        "keeps measurements locally (not set up to upload)"))
     else:
         lines.append("  agent: not running" + (f" (last heartbeat {agent['heartbeat_age_seconds']:.0f} s ago)"
                                                if agent.get("heartbeat_age_seconds") else ""))

@@ -17,8 +17,9 @@ from typing import Any, Callable
 from agent.config import Config
 from agent.state.store import StateStore
 from agent.status import build_status
+from agent.summary import user_language
 from tray.icons import icon_image
-from tray.state import TrayState, tray_state
+from tray.state import ERROR, TrayState, tray_state
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,39 @@ log = logging.getLogger(__name__)
 class TrayController:
     """Everything the menu does, without pystray, so it is testable anywhere."""
 
-    def __init__(self, cfg: Config, opener: Callable[[str], Any] = webbrowser.open) -> None:
+    def __init__(self, cfg: Config, opener: Callable[[str], Any] = webbrowser.open, lang: str | None = None) -> None:
         self.cfg = cfg
         self.opener = opener
+        self.lang = lang or user_language()
+        self._held_seen: set[str] | None = None
 
     def status(self) -> dict[str, Any]:
         return build_status(self.cfg)
 
-    def state(self) -> TrayState:
-        return tray_state(self.status())
+    def state(self, st: dict[str, Any] | None = None) -> TrayState:
+        return tray_state(self.status() if st is None else st, self.lang)
+
+    def sheet_notice(self, st: dict[str, Any]) -> str | None:
+        """The desktop notification to raise when a measurement newly needs a sheet (None: nothing new).
+        The first status read only records what is held, so a restart of the tray does not re-announce."""
+        sh = st.get("sheets") if isinstance(st.get("sheets"), dict) else {}
+        held = {str(h.get("hold")): h for h in sh.get("held_list") or [] if isinstance(h, dict)}
+        new = [h for k, h in held.items() if self._held_seen is not None and k not in self._held_seen]
+        self._held_seen = set(held)
+        if not new:
+            return None
+        return self.state(st).title + (" — ページでシートを記入してください" if self.lang == "ja"
+                                       else " — fill a sheet on the local page")
+
+    def data_folder(self) -> Path:
+        """The first watched folder: where the instrument writes what labedge collects."""
+        for inst in self.cfg.instruments:
+            for w in inst.watch:
+                return Path(w)
+        return Path(self.cfg.spool_dir)
+
+    def open_data_folder(self) -> None:
+        self._open_folder(self.data_folder())
 
     def page_url(self) -> str:
         port = self.status().get("facts", {}).get("web_port") or self.cfg.web.port
@@ -70,18 +95,23 @@ class TrayController:
             store.close()
 
     def open_logs(self) -> None:
-        folder = str(self.cfg.log_dir)
+        self._open_folder(Path(self.cfg.log_dir))
+
+    def _open_folder(self, folder: Path) -> None:
         if sys.platform == "win32":
-            subprocess.Popen(["explorer", folder])
+            subprocess.Popen(["explorer", str(folder)])
         else:
-            self.opener(Path(folder).as_uri())
+            self.opener(folder.resolve().as_uri())
 
 
 def run_tray(cfg: Config, refresh_seconds: float = 2.0) -> int:  # pragma: no cover - needs a desktop
     import pystray
 
     ctl = TrayController(cfg)
-    state = ctl.state()
+    ja = ctl.lang == "ja"
+    st0 = ctl.status()
+    ctl.sheet_notice(st0)
+    state = ctl.state(st0)
     stop = threading.Event()
 
     def toggle_pause(icon, _item):  # noqa: ANN001
@@ -92,31 +122,46 @@ def run_tray(cfg: Config, refresh_seconds: float = 2.0) -> int:  # pragma: no co
         stop.set()
         icon.stop()
 
-    menu = pystray.Menu(
+    menu = pystray.Menu(  # the details the short tooltip leaves out: the reason, then what to do
         pystray.MenuItem(lambda _i: state.title, None, enabled=False),
-        pystray.MenuItem("Open labedge page / ページを開く", lambda i, _m: ctl.open_page(), default=True),
-        pystray.MenuItem(lambda _i: "Resume / 再開" if ctl.is_paused() else "Pause / 一時停止", toggle_pause),
-        pystray.MenuItem("Retry now / 今すぐ再試行", lambda i, _m: ctl.retry_now()),
-        pystray.MenuItem("Open log folder / ログフォルダ", lambda i, _m: ctl.open_logs()),
+        pystray.MenuItem(lambda _i: (state.lines or [""])[0], None, enabled=False),
         pystray.Menu.SEPARATOR,
-        pystray.MenuItem("Quit tray (agent keeps running)", quit_tray),
+        pystray.MenuItem("ローカルページを開く" if ja else "Open local page", lambda i, _m: ctl.open_page(),
+                         default=True),
+        pystray.MenuItem("データフォルダを開く" if ja else "Open data folder", lambda i, _m: ctl.open_data_folder()),
+        pystray.MenuItem(lambda _i: ("再開" if ja else "Resume") if ctl.is_paused() else ("一時停止" if ja else "Pause"),
+                         toggle_pause),
+        pystray.MenuItem("今すぐ再試行" if ja else "Retry now", lambda i, _m: ctl.retry_now()),
+        pystray.MenuItem("ログフォルダを開く" if ja else "Open log folder", lambda i, _m: ctl.open_logs()),
+        pystray.Menu.SEPARATOR,
+        pystray.MenuItem("トレイを終了（エージェントは動作を続けます）" if ja else "Quit tray (agent keeps running)",
+                         quit_tray),
     )
-    icon = pystray.Icon("labedge", icon_image(state.level), state.tooltip, menu)
+    icon = pystray.Icon("labedge", icon_image(state.level), _title(pystray.Icon, state.tooltip), menu)
 
     def refresh(ic) -> None:  # noqa: ANN001
         nonlocal state
+        notice = None
         try:
-            new = ctl.state()
+            st = ctl.status()
+            new, notice = ctl.state(st), ctl.sheet_notice(st)
         except Exception as exc:  # the DB may be mid-migration or locked: show it, don't die
-            new = TrayState("error", "cannot read the agent's state", [str(exc)[:100]])
+            new = TrayState(ERROR, "cannot read the agent's state", [str(exc)[:100]], ctl.lang)
+        if notice and getattr(ic, "HAS_NOTIFICATION", False):
+            try:
+                ic.notify(notice, "labedge")
+            except Exception:  # noqa: BLE001 - a notification daemon that went away must not stop the tray
+                log.warning("desktop notification failed", exc_info=True)
         if new != state:
             state = new
             ic.icon = icon_image(state.level)
-            ic.title = state.tooltip
+            ic.title = _title(type(ic), state.tooltip)
+            _set_utf8_name(ic, state.tooltip)
             ic.update_menu()
 
     def poller(ic) -> None:  # noqa: ANN001
-        _enable_x11_clicks(ic)
+        _enable_x11_clicks(ic, ctl.open_data_folder)
+        _set_utf8_name(ic, state.tooltip)
         ic.visible = True
         while not stop.wait(refresh_seconds):
             refresh(ic)
@@ -127,13 +172,47 @@ def run_tray(cfg: Config, refresh_seconds: float = 2.0) -> int:  # pragma: no co
     return 0
 
 
-def _enable_x11_clicks(icon) -> None:  # noqa: ANN001
+def _title(icon_cls: type, text: str) -> str:
+    """pystray's X11 backend writes the title as a Latin-1 WM_NAME and fails on anything else (a Japanese
+    tooltip, a file called 試料A.csv); XEmbed trays show no tooltip anyway, so there it gets a Latin-1
+    copy and the full text goes to _NET_WM_NAME (UTF-8). Other backends take the text as it is."""
+    if icon_cls.__module__ != "pystray._xorg":
+        return text
+    return text.replace("\u2014", "-").replace("\u2026", "...").encode("latin-1", "replace").decode("latin-1")
+
+
+def _set_utf8_name(icon, text: str) -> None:  # noqa: ANN001
+    window, disp = getattr(icon, "_window", None), getattr(icon, "_display", None)
+    if type(icon).__module__ != "pystray._xorg" or window is None or disp is None:
+        return
+    try:
+        window.change_property(disp.intern_atom("_NET_WM_NAME"), disp.intern_atom("UTF8_STRING"), 8,
+                               text.encode("utf-8"))
+        disp.flush()
+    except Exception:  # noqa: BLE001 - the window is being destroyed; the name is informative only
+        log.debug("could not set _NET_WM_NAME", exc_info=True)
+
+
+def _enable_x11_clicks(icon, on_right_click: Callable[[], Any]) -> None:  # noqa: ANN001
     """pystray's X11 backend dispatches clicks to the default action but never asks the X server for
     them (its window selects only Exposure and StructureNotify; pystray issue #151), so a click on a
-    Linux tray icon did nothing. Ask for button presses on its window; other backends are untouched."""
+    Linux tray icon did nothing. Ask for button presses on its window; other backends are untouched.
+    X11 trays have no menu, so the clicks are the menu: left opens the local page (the default
+    action), right (or middle) opens the data folder."""
     if type(icon).__module__ != "pystray._xorg":
         return
     from Xlib import X
+
+    handlers = getattr(icon, "_message_handlers", None)
+    if isinstance(handlers, dict) and X.ButtonPress in handlers:
+        left = handlers[X.ButtonPress]
+
+        def on_press(event) -> None:  # noqa: ANN001
+            if event.detail in (2, 3):
+                on_right_click()
+            else:
+                left(event)
+        handlers[X.ButtonPress] = on_press
 
     window, disp = getattr(icon, "_window", None), getattr(icon, "_display", None)
     if window is None or disp is None:

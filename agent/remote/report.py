@@ -66,10 +66,11 @@ def describe_remote(r: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def page_lines(r: dict[str, Any] | None) -> list[tuple[str, str]]:
+def page_lines(r: dict[str, Any] | None, lang: str = "en") -> list[tuple[str, str]]:
     """(kind, text) rows for the local page's status card: the same words as `labedge status`."""
     lines = describe_remote(r)
     if not lines:
         return []
     kind = "warning" if (r or {}).get("state") in ("refused", "rolled_back") else "info"
-    return [(kind, "リモート設定 / " + lines[0].strip())] + [("info", x.strip()) for x in lines[1:]]
+    head = lines[0].strip().replace("remote config: ", "リモート設定（施設）: " if lang == "ja" else "Remote config: ", 1)
+    return [(kind, head)] + [("info", x.strip()) for x in lines[1:]]

@@ -33,7 +33,12 @@ _SAFE_NAME = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
 
 class AttachmentRefused(Exception):
-    """A supplementary file is not allowed; the message names the file and what is allowed."""
+    """A supplementary file is not allowed; the message names the file and what is allowed (``ja``: the
+    same in Japanese, for the local page)."""
+
+    def __init__(self, message: str, ja: str | None = None) -> None:
+        super().__init__(message)
+        self.ja = ja or message
 
 
 @dataclass
@@ -56,18 +61,23 @@ def check_upload(up: Upload) -> str:
     name = safe_name(up.name)
     ext = Path(name).suffix.lower()
     if not name or ext not in KINDS:
-        raise AttachmentRefused(f"{shown}: this file type is not allowed; allowed: {ALLOWED_TEXT}")
+        raise AttachmentRefused(f"{shown}: this file type is not allowed; allowed: {ALLOWED_TEXT}",
+                                f"{shown}: この種類のファイルは添付できません（可: {ALLOWED_TEXT}）")
     if not up.data:
-        raise AttachmentRefused(f"{shown}: the file is empty")
+        raise AttachmentRefused(f"{shown}: the file is empty", f"{shown}: ファイルが空です")
     if len(up.data) > MAX_FILE_BYTES:
-        raise AttachmentRefused(f"{shown}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        raise AttachmentRefused(f"{shown}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                                f"{shown}: {MAX_FILE_BYTES // (1024 * 1024)} MiB を超えています")
     kind = KINDS[ext]
     if kind == "png" and not up.data.startswith(_PNG):
-        raise AttachmentRefused(f"{shown}: named .png but its content is not a PNG image; refused")
+        raise AttachmentRefused(f"{shown}: named .png but its content is not a PNG image; refused",
+                                f"{shown}: 名前は .png ですが中身が PNG 画像ではありません")
     if kind == "jpeg" and not up.data.startswith(_JPEG):
-        raise AttachmentRefused(f"{shown}: named {ext} but its content is not a JPEG image; refused")
+        raise AttachmentRefused(f"{shown}: named {ext} but its content is not a JPEG image; refused",
+                                f"{shown}: 名前は {ext} ですが中身が JPEG 画像ではありません")
     if kind == "text" and not _is_text(up.data):
-        raise AttachmentRefused(f"{shown}: named {ext} but its content is not text (binary data); refused")
+        raise AttachmentRefused(f"{shown}: named {ext} but its content is not text (binary data); refused",
+                                f"{shown}: 名前は {ext} ですが中身がテキストではありません")
     return name
 
 
@@ -92,11 +102,13 @@ def attach(cfg: Config, store: StateStore, spool: Spool, parent_id: str, uploads
     if parent.kind != "measurement":
         raise AttachmentRefused(f"package {parent_id} is itself an attachment; attach to its measurement")
     if not uploads:
-        raise AttachmentRefused("no files were given")
+        raise AttachmentRefused("no files were given", "ファイルが選ばれていません")
     if len(uploads) > MAX_FILES:
-        raise AttachmentRefused(f"{len(uploads)} files at once; at most {MAX_FILES}")
+        raise AttachmentRefused(f"{len(uploads)} files at once; at most {MAX_FILES}",
+                                f"一度に {len(uploads)} 個は多すぎます（最大 {MAX_FILES} 個）")
     if sum(len(u.data) for u in uploads) > MAX_TOTAL_BYTES:
-        raise AttachmentRefused(f"the files add up to more than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB")
+        raise AttachmentRefused(f"the files add up to more than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB",
+                                f"合計が {MAX_TOTAL_BYTES // (1024 * 1024)} MiB を超えています")
     names: list[str] = []
     for up in uploads:
         n = check_upload(up)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from typing import Any
 
 from agent.sheets.templates import title
@@ -158,6 +159,7 @@ def _number(v: Any, t: str) -> int | float:
     if isinstance(v, bool):
         raise ValueError(L("数値を入力してください", "must be a number"))
     if isinstance(v, str):
+        v = unicodedata.normalize("NFKC", v)  # "１２０" from a Japanese IME is 120
         if len(v) > 40:
             raise ValueError(L("数値を入力してください", "must be a number"))
         try:

@@ -61,7 +61,7 @@ def render_sheet(name: str, *, mode: str = "file", instrument_id: str | None = N
     cfg = {"model": model, "mode": mode, "instrument": instrument_id, "token": token if mode == "served" else None,
            "prefill": prefill or {}, "active": active, "hold": hold}
     nonce = secrets.token_urlsafe(16)
-    back = '<a class="btn small" href="/">← 一覧 / Queue</a>' if back_link else ""
+    back = '<a class="btn small" id="back" href="/">←</a>' if back_link else ""
     body = (
         '<header><h1><span id="title"></span><span class="sub" id="subtitle"></span></h1>'
         f'{back}<div class="lang" role="group" aria-label="language">'

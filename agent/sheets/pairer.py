@@ -1,8 +1,10 @@
 """Pair each measurement with a sample sheet before it is packaged.
 
-Rules, most specific first:
+Rules, most specific first (docs/sheets.md; the page shows which one paired each package):
 1. a sheet the user picked (or filled) for this held measurement on the local page;
-2. a ``*.sheet.json`` beside the data (in a folder of the measurement's files; newest wins);
+2. a ``*.sheet.json`` beside the data (in a folder of the measurement's files), of the instrument's
+   template, written BEFORE the measurement's files and at most ``sheet_file_hours`` before them
+   (an old sheet left in a folder expires; newest valid wins);
 3. the instrument's active sheet at the time the measurement settled.
 With none, the measurement is HELD as "needs a sheet" (a row in ``holds``) until one of the above
 appears; after ``hold_seconds`` the instrument's ``unpaired_policy`` keeps holding ("hold") or
@@ -136,14 +138,22 @@ class SheetPairer:
             s = self.db.sheet(hold.sheet_id)
             if s is not None:
                 return s, "picked"
-        s = self._sheet_beside(m)
+        s = self._sheet_beside(m, self._instrument(m.instrument_id))
         if s is not None:
             return s, "sheet-file"
         s = self.db.active_at(m.instrument_id, settled)
         return (s, "active-sheet") if s is not None else None
 
-    def _sheet_beside(self, m: Measurement) -> SheetRow | None:
+    def _instrument(self, iid: str) -> InstrumentConfig | None:
+        try:
+            return self.cfg.instrument(iid)
+        except KeyError:
+            return None
+
+    def _sheet_beside(self, m: Measurement, inst: InstrumentConfig | None = None) -> SheetRow | None:
         root = Path(m.watch_root)
+        newest = max((f.mtime_ns for f in m.files), default=0)
+        max_age_ns = int((inst.sheet_file_hours if inst else 12.0) * 3600e9)
         folders = {f.path.parent for f in m.files}
         if Path(m.key) != root and Path(m.key).parent in folders | {root}:
             folders.add(Path(m.key))  # folder grouping: the measurement's folder itself
@@ -161,7 +171,14 @@ class SheetPairer:
                     st = p.stat()
                 except OSError:
                     continue
+                # (coarse FAT/SMB mtimes truncate both the same way, so "written after" keeps its order)
+                if not (st.st_mtime_ns <= newest <= st.st_mtime_ns + max_age_ns):
+                    continue  # the measurement is older than the sheet, or the sheet has expired for it
                 s = self._load_sheet_file(p, quiet=True)
+                if s is not None and inst is not None and s.template != inst.template:
+                    self.health.problem(f"sheet-file:{p}", f"{p.name} is a {s.template!r} sheet but {inst.id} uses "
+                                        f"{inst.template!r}: it was not applied to {m.name}", kind="warning", ttl=3600)
+                    continue
                 if s is not None and (best is None or st.st_mtime_ns > best[0]):
                     best = (st.st_mtime_ns, s)
         return best[1] if best else None

@@ -27,6 +27,7 @@ from agent.sheets import pages
 from agent.sheets.attachments import AttachmentRefused, Upload, attach
 from agent.sheets.form import SheetInvalid, form_model, validate_values
 from agent.sheets.html import render_sheet
+from agent.sheets.i18n import both, pick_lang
 from agent.sheets.invoice import new_sheet_id
 from agent.sheets.pairer import choices_of
 from agent.sheets.sheetdb import SheetDB
@@ -60,9 +61,12 @@ def load_token(state_dir: Path) -> str:
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str, errors: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors
+    """A refusal; ``message`` is plain English or ``{"en": ..., "ja": ...}`` (agent.sheets.i18n.both)."""
+
+    def __init__(self, status: int, message: str | dict[str, str], errors: dict | None = None) -> None:
+        super().__init__(message if isinstance(message, str) else message["en"])
+        self.status, self.errors = status, errors
+        self.message = message if isinstance(message, dict) else {"en": message, "ja": message}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -134,7 +138,8 @@ class LocalServer(Worker):
             raise Refused(403, f"requests from other web pages are refused (Sec-Fetch-Site {site[:20]!r})")
         token = h.headers.get("X-Labedge-Token", "")
         if not hmac.compare_digest(token.encode("utf-8", "replace"), self.token.encode()):
-            raise Refused(403, "missing or wrong token: reload the page from the agent (labedge status shows its address)")
+            raise Refused(403, both("missing or wrong token: reload the page from the agent (labedge status shows "
+                                    "its address)", "トークンがありません。エージェントのページを開き直してください"))
         if h.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             raise Refused(415, "the body must be JSON (Content-Type: application/json)")
 
@@ -161,9 +166,9 @@ class LocalServer(Worker):
         raise Refused(404, f"no instrument {str(iid)[:64]!r} in this agent's config")
 
     # -- actions -----------------------------------------------------------------------------
-    def get(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, str]:
+    def get(self, path: str, query: dict[str, list[str]], lang: str = "en") -> tuple[int, str, str]:
         if path == "/":
-            return 200, "text/html; charset=utf-8", pages.render_queue(self)
+            return 200, "text/html; charset=utf-8", pages.render_queue(self, lang)
         if path.startswith("/sheet/"):
             inst = self.instrument(path[len("/sheet/"):])
             hold = None
@@ -171,7 +176,8 @@ class LocalServer(Worker):
             if fp:
                 h = self.db.hold(fp) if _HOLD_RE.match(fp) else None
                 if h is None or h.state != "held":
-                    raise Refused(404, "that measurement is no longer waiting for a sheet")
+                    raise Refused(404, both("that measurement is no longer waiting for a sheet",
+                                            "そのデータはもうシートを待っていません"))
                 hold = {"id": fp, "name": h.measurement.name}
             active = self.db.active(inst.id)
             try:
@@ -197,9 +203,12 @@ class LocalServer(Worker):
             return {"ok": True, "closed": n}
         if path == "/api/hold/pick":
             fp, sid = body.get("hold"), body.get("sheet_id")
+            if isinstance(fp, str) and _HOLD_RE.match(fp) and isinstance(sid, str) and len(sid) <= 100:
+                self.check_template(fp, sid, confirmed=body.get("confirm") is True)
             if not (isinstance(fp, str) and _HOLD_RE.match(fp) and isinstance(sid, str) and len(sid) <= 100
                     and hasattr(self.pairer, "assign") and self.pairer.assign(fp, sid)):
-                raise Refused(404, "that measurement is no longer waiting, or the sheet is unknown")
+                raise Refused(404, both("that measurement is no longer waiting, or the sheet is unknown",
+                                        "そのデータはもう待っていないか、シートが見つかりません"))
             return {"ok": True}
         if path == "/api/attach":
             return self.post_attach(body)
@@ -214,13 +223,30 @@ class LocalServer(Worker):
             return {"ok": True, "paused": paused}
         raise Refused(404, "no such endpoint")
 
+    def check_template(self, fp: str, sheet_id: str, *, confirmed: bool) -> None:
+        """A sheet of another instrument's template (an XRD sheet for a FIB image) is refused unless the
+        user confirms it with the mismatch named."""
+        h, sheet = self.db.hold(fp), self.db.sheet(sheet_id)
+        if h is None or sheet is None or confirmed:
+            return
+        try:
+            want = self.cfg.instrument(h.instrument_id).template
+        except KeyError:
+            return
+        if sheet.template != want:
+            raise Refused(409, both(f"this sheet is for the {sheet.template!r} template, but {h.instrument_id} "
+                                    f"({h.measurement.name}) uses {want!r}",
+                                    f"このシートは {sheet.template!r} 用ですが、{h.instrument_id}（{h.measurement.name}）"
+                                    f"は {want!r} を使います"),
+                          errors={"mismatch": {"sheet": sheet.template, "instrument": want}})
+
     def post_sheet(self, body: dict[str, Any]) -> dict[str, Any]:
         inst = self.instrument(body.get("instrument_id"))
         name = inst.template
         try:
             values = validate_values(form_model(name, load_template(name), self.choices), body.get("values"))
         except SheetInvalid as exc:
-            raise Refused(400, "some fields need attention", errors=exc.errors) from None
+            raise Refused(400, both("some fields need attention", "項目を確認してください"), errors=exc.errors) from None
         except TemplateError as exc:
             raise Refused(500, f"instrument {inst.id}: {exc}") from None
         fp = body.get("hold")
@@ -252,11 +278,11 @@ class LocalServer(Worker):
         gate = getattr(self.pipeline, "gate", None)
         reason = gate.blocked_reason(sum(len(u.data) for u in uploads)) if gate is not None else None
         if reason:
-            raise Refused(507, f"not taken now: {reason}")
+            raise Refused(507, both(f"not taken now: {reason}", f"今は受け付けられません: {reason}"))
         try:
             built = attach(self.cfg, self.store, self.spool, body.get("parent_id"), uploads)
         except AttachmentRefused as exc:
-            raise Refused(400, str(exc)) from None
+            raise Refused(400, both(str(exc), exc.ja)) from None
         for cb in getattr(self.pipeline, "on_packaged", []):
             _notify(cb, built)
         return {"ok": True, "package_id": built.id}
@@ -296,7 +322,7 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
 
         def _fail(self, exc: Refused) -> None:
-            out: dict[str, Any] = {"ok": False, "message": {"ja": exc.message, "en": exc.message}}
+            out: dict[str, Any] = {"ok": False, "message": exc.message}
             if exc.errors:
                 out["errors"] = exc.errors
             self._send(exc.status, "application/json", json.dumps(out, ensure_ascii=False))
@@ -305,7 +331,8 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             try:
                 server.check_request(self, post=False)
                 parts = urlsplit(self.path)
-                status, ctype, body = server.get(parts.path, parse_qs(parts.query))
+                query = parse_qs(parts.query)
+                status, ctype, body = server.get(parts.path, query, pick_lang(self.headers, query))
                 self._send(status, ctype, body)
             except Refused as exc:
                 self._fail(exc)

@@ -191,8 +191,10 @@ class SheetDB:
                          (state, outcome, time.time(), fp))
 
 
-def sheets_status(store: StateStore, instrument_ids: list[str]) -> dict[str, Any]:
-    """For `labedge status`: held measurements and the active sheet of each instrument."""
+def sheets_status(store: StateStore, instrument_ids: list[str],
+                  send_after: dict[str, float] | None = None) -> dict[str, Any]:
+    """For `labedge status`: held measurements (with ``unpaired_at`` where the instrument's policy sends
+    them unpaired after ``send_after[instrument]`` seconds) and the active sheet of each instrument."""
     db = SheetDB(store)
     try:
         held = db.holds(limit=50)
@@ -202,4 +204,8 @@ def sheets_status(store: StateStore, instrument_ids: list[str]) -> dict[str, Any
         if "no such table" in str(exc):
             return {"held": 0, "held_list": [], "active": {iid: None for iid in instrument_ids}}
         raise
-    return {"held": n, "held_list": [h.summary() for h in held], "active": active}
+    held_list = [h.summary() for h in held]
+    for h in held_list:
+        if send_after and h["instrument_id"] in send_after:
+            h["unpaired_at"] = h["held_at"] + send_after[h["instrument_id"]]
+    return {"held": n, "held_list": held_list, "active": active}

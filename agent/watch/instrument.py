@@ -178,6 +178,8 @@ class InstrumentWatcher(Worker):
                 self.groupers[root].add(f, is_marker=self.filter.is_marker(f.path))
         self._report_problems()
         pending = set(self.tracker.pending)
+        # what the local page shows as "arriving (settling)", so a dropped file is visible at once
+        self.health.set(f"settling:{self.inst.id}", sorted(p.name for p in pending)[:20])
         for grouper in self.groupers.values():
             for m in grouper.ready(pending):
                 self.emit(m)

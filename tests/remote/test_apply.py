@@ -161,7 +161,7 @@ def test_status_and_local_page_say_which_keys_the_facility_set(tmp_path, facilit
         assert "always follow labedge.toml" in text and "state_dir" in text
         wait_for(lambda: agent.web is not None and agent.web.port, 5, "the local page")
         page = urllib.request.urlopen(f"http://127.0.0.1:{agent.web.port}/", timeout=10).read().decode()
-        assert "from the facility, version 4" in page and "リモート設定" in page
+        assert "from the facility, version 4" in page and "Remote config: version 5 REFUSED" in page
     finally:
         assert agent.stop() == []
 

@@ -89,7 +89,7 @@ def test_file_page_saves_a_sheet_json_that_pairs_files(agent_env: AgentEnv, page
     with page.expect_download() as dl:
         page.click("#submit")
     download = dl.value
-    assert download.suggested_filename.startswith("W-tip-11_") and download.suggested_filename.endswith(".sheet.json")
+    assert re.fullmatch(r"W-tip-11_\d{4}-\d\d-\d\d_\d{6}\.sheet\.json", download.suggested_filename)
     page.screenshot(path=str(artifacts_dir / "fib-file-saved.png"), full_page=True)
     assert [u for u in requests if not u.startswith(("file:", "blob:", "data:"))] == []  # nothing from a network
     run_dir = env.watch / "run11"
@@ -105,12 +105,16 @@ def test_file_page_saves_a_sheet_json_that_pairs_files(agent_env: AgentEnv, page
     inv = env.invoice(pkg)
     assert inv["sample"]["names"] == ["W-tip-11"] and inv["custom"]["beam_current"] == 120.0
     run_rde_validate(Path(pkg.path))
-    # the last values are remembered for the next sheet. The page wrote them at once; a file: page's
-    # storage is handed between tabs by the browser, so the next tab is opened until it sees them.
+    # the last values are remembered, but only offered: the next sheet opens empty and "Same as last
+    # sample" brings them back. A file: page's storage is handed between tabs by the browser, so the
+    # next tab is opened until it offers them.
     stored = page.evaluate("localStorage.getItem('labedge.sheet.fib-atom-probe')")
     assert stored is not None and json.loads(stored)["sample.names"] == "W-tip-11"
     assert page.js_errors == []
-    nxt = reopen_until(page, html.as_uri(), lambda p: p.input_value("[name='sample.names']") == "W-tip-11")
+    nxt = reopen_until(page, html.as_uri(), lambda p: p.locator("#same-as-last").count() == 1)
+    assert nxt.input_value("[name='sample.names']") == "" and nxt.input_value("[name='basic.dataOwnerId']") == ""
+    nxt.click("#same-as-last")
+    assert nxt.input_value("[name='sample.names']") == "W-tip-11"
     assert nxt.input_value("[name='basic.dataOwnerId']") == OWNER
 
 
@@ -155,7 +159,9 @@ def test_a_script_value_is_shown_as_text_and_never_run(agent_env: AgentEnv, page
     fill_fib(page, sample=EVIL)
     page.click("#submit")
     page.wait_for_selector(".banner.ok", timeout=10000)
-    open_sheet(page, env.url + "/sheet/fib01")  # prefilled from the active sheet
+    open_sheet(page, env.url + "/sheet/fib01")
+    assert page.input_value("[name='sample.names']") == ""  # no silent carry-over
+    page.click("#same-as-last")  # the active sheet's values, on request
     assert page.input_value("[name='sample.names']") == EVIL
     assert EVIL in page.inner_text("#info")
     assert page.evaluate("window.__pwned") is None
@@ -234,16 +240,26 @@ def test_attach_files_from_the_queue_page(agent_env: AgentEnv, page, artifacts_d
     good, bad = tmp_path / "tip photo.png", tmp_path / "photo.png"
     good.write_bytes(png_bytes())
     open_sheet(page, env.url + "/")
-    page.set_input_files(f"input[data-attach-input='{parent.id}']", [str(good)])
-    page.click(f"button[data-attach='{parent.id}']")
+    # the parent is picked by what the user recognises: sample, file name and time, not an id
+    label = page.locator(f"#attach-parent option[value='{parent.id}']").inner_text()
+    assert label.startswith("W-tip-07 — tip.tif (") and parent.id not in label
+    page.select_option("#attach-parent", label=label)
+    page.set_input_files("#attach-files", [str(good)])
+    page.click("#attach-go")
     page.wait_for_selector(".banner.ok", timeout=10000)
     child = wait_for(lambda: [p for p in env.packages() if p.kind == "attachment"], what="the attachment")[0]
     assert child.parent_id == parent.id and child.id in page.inner_text("#banner")
+    assert label in page.inner_text("#banner")
     bad.write_bytes(b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 64)  # an .exe renamed .png
-    page.set_input_files(f"input[data-attach-input='{parent.id}']", [str(bad)])
-    page.click(f"button[data-attach='{parent.id}']")
+    page.select_option("#attach-parent", parent.id)
+    page.set_input_files("#attach-files", [str(bad)])
+    page.click("#attach-go")
     page.wait_for_selector(".banner.bad", timeout=10000)
     assert "named .png but its content is not a PNG image" in page.inner_text("#banner")
+    import base64
+    code, out = env.post("/api/attach", {"parent_id": parent.id, "files": [
+        {"name": "photo.png", "data": base64.b64encode(bad.read_bytes()).decode()}]})
+    assert code == 400 and out["message"]["ja"] == "'photo.png': 名前は .png ですが中身が PNG 画像ではありません"
     page.screenshot(path=str(artifacts_dir / "queue-attach-refused.png"), full_page=True)
     assert len(env.packages()) == 2 and page.js_errors == []
 
@@ -256,24 +272,24 @@ def test_queue_page_shows_the_status_and_pauses_collection(agent_env: AgentEnv, 
         "basic.dateSubmitted": "2026-11-20", "sample.names": "W-tip-08", "custom.acceleration_voltage": 30,
         "custom.beam_current": 48, "custom.mask_inner_diameter": 1.5, "custom.mask_outer_diameter": 5}})
     open_sheet(page, env.url + "/")
-    assert "Offline: no [upload] is configured" in page.inner_text("#status")
-    assert page.inner_text("#pause").endswith("Pause")
+    assert page.inner_text("#summary") == "offline this PC keeps measurements locally; it is not set up to upload"
+    assert "[upload]" not in page.inner_text("body")
+    assert page.inner_text("#pause") == "Pause"
     page.click("#pause")
-    page.wait_for_selector("#pause[data-paused='0']", timeout=10000)  # reloaded: the button now resumes
-    assert "Paused by the user" in page.inner_text("#status")
+    page.wait_for_selector("#pause[data-paused='0']", timeout=10000)  # updated in place: the button now resumes
+    assert page.inner_text("#summary") == "paused by the user: new measurements wait until you resume"
     wait_for(lambda: env.agent.health.get("user_paused"), what="the pause to reach the agent")
     env.drop("tip08.tif")
     wait_for(lambda: env.agent.pipeline.pending() == 1, what="the measurement to wait while paused")
     assert env.packages() == []
-    page.reload()
-    page.wait_for_selector("body[data-ready='1']")
-    wait_for(lambda: (page.reload(), "1 measurement(s) not yet packaged" in page.inner_text("#status"))[1],
-             what="the waiting measurement on the page")
+    page.locator("#status li", has_text="1 new measurement(s) being prepared").wait_for(timeout=10000)  # live
     page.screenshot(path=str(artifacts_dir / "queue-paused.png"), full_page=True)
     page.click("#pause")
     page.wait_for_selector("#pause[data-paused='1']", timeout=10000)
     pkg = env.wait_packages(1)[0]
     assert env.invoice(pkg)["sample"]["names"] == ["W-tip-08"]
-    assert "Paused by the user" not in page.inner_text("#status") and page.js_errors == []
+    page.wait_for_selector(f"tr[data-package='{pkg.id}']", timeout=10000)  # the new package appears in place
+    assert "W-tip-08" in page.inner_text(f"tr[data-package='{pkg.id}']")
+    assert "paused" not in page.inner_text("#summary") and page.js_errors == []
     assert env.post("/api/pause", {"paused": "yes"})[0] == 400
     assert env.post("/api/pause", {"paused": True}, token=None)[0] == 403

@@ -82,19 +82,27 @@ def test_sheet_file_beside_the_data_before_and_after(agent_env: AgentEnv) -> Non
     assert prov["pairing"]["source"] == "sheet-file" and prov["pairing"]["details"]["sheet_file"].endswith(
         "W-tip-07.sheet.json")
     assert [s["raw"] for s in prov["sources"]] == ["raw/a1.tif"]  # the sheet is never packaged as data
+    code, page = env.request("GET", "/")  # the page says which rule paired it
+    assert code == 200 and "paired by: sheet file beside the data (W-tip-07.sheet.json)" in page
     run_rde_validate(Path(pkg.path))
 
+    # a sheet file pairs only data written AFTER it: one put beside held data does not pair it silently
     b = env.watch / "runB"
     env.drop("b1.tif", folder=b)
     wait_for(lambda: len(env.holds()) == 1, what="b1 to be held")
     other = {**FIB_VALUES, "sample.names": "W-tip-09", "custom.beam_current": 30}
-    env.drop("tip09.sheet.json", sheet_doc(other), folder=b)
-    pkgs = env.wait_packages(2)
-    newest = pkgs[0]
+    sheet = env.drop("tip09.sheet.json", sheet_doc(other), folder=b)
+    wait_for(lambda: env.agent.web.db.file_sheet(str(sheet)), what="the sheet file to be recorded")
+    env.drop("b2.tif", folder=b)
+    newest = env.wait_packages(2)[0]
+    assert [s["raw"] for s in env.provenance(newest)["sources"]] == ["raw/b2.tif"]
     assert env.invoice(newest)["sample"]["names"] == ["W-tip-09"]
     assert env.invoice(newest)["custom"]["beam_current"] == 30.0
     assert env.provenance(newest)["pairing"]["source"] == "sheet-file"
-    assert env.holds() == []
+    assert [h.measurement.name for h in env.holds()] == ["b1.tif"]  # still waiting: the user picks for it
+    sid = env.agent.web.db.file_sheet(str(sheet))[0].id
+    assert env.post("/api/hold/pick", {"hold": env.holds()[0].fingerprint, "sheet_id": sid})[0] == 200
+    assert env.invoice(env.wait_packages(3)[0])["sample"]["names"] == ["W-tip-09"]
     run_rde_validate(Path(newest.path))
 
 
@@ -185,3 +193,24 @@ def test_filling_a_sheet_for_a_held_measurement_pairs_only_that_one(agent_env: A
     run_rde_validate(Path(pkg.path))
     env.drop("next.tif")  # the filled sheet was for that measurement only, not made active
     wait_for(lambda: len(env.holds()) == 1, what="the next measurement to be held")
+
+
+def test_an_old_or_foreign_sheet_file_does_not_pair(agent_env: AgentEnv) -> None:
+    """A sheet file expires (sheet_file_hours, 12 h by default) and must be of the instrument's template."""
+    import os
+    env = agent_env
+    env.start()
+    old = env.watch / "old"
+    sheet = env.drop("last-week.sheet.json", sheet_doc(FIB_VALUES), folder=old)
+    t = time.time() - 13 * 3600
+    os.utime(sheet, (t, t))  # left in the folder 13 h ago
+    env.drop("new.tif", folder=old)
+    wait_for(lambda: [h.measurement.name for h in env.holds()] == ["new.tif"], what="new.tif to wait for a sheet")
+    xrd = env.watch / "xrd"
+    env.drop("si.sheet.json", sheet_doc({"basic.dateSubmitted": "2026-11-20", "sample.names": "Si",
+                                         "custom.sample_form": "powder"}, template="xrd-powder"), folder=xrd)
+    env.drop("tip.tif", folder=xrd)
+    problem = wait_for(lambda: [p for p in status_json(env.config)["problems"] if "si.sheet.json" in p["message"]],
+                       what="the mismatch named")[0]
+    assert "'xrd-powder' sheet but fib01 uses 'fib-atom-probe'" in problem["message"]
+    assert sorted(h.measurement.name for h in env.holds()) == ["new.tif", "tip.tif"] and env.packages() == []

@@ -1,6 +1,7 @@
 """The real tray icon (`labedge tray`, pystray's X11 backend) on a virtual desktop: Xvfb with trayer as
-the system tray. It docks, its colour and name follow the running agent, a click opens the local page,
-and quitting the tray leaves the agent running."""
+the system tray. It docks, its picture and name follow the running agent (a held measurement turns it
+to "needs attention" with the sheet reason), a left click opens the local page, a right click the data
+folder, and quitting the tray leaves the agent running."""
 from __future__ import annotations
 
 import os
@@ -15,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from PIL import Image
+
+from agent.config import load_config
 from agent.runner import Agent
 from testpaths import REPO, in_ci
 from tray.app import TrayController
-from tray.icons import COLOURS
-from tray.state import OFFLINE, PAUSED
+from tray.icons import icon_image
+from tray.state import ATTENTION, OFFLINE, PAUSED, STATES
 
 from Xlib import X, display
 from Xlib.ext import xtest
@@ -117,26 +121,34 @@ def _tree(d) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def _colour(w) -> tuple[int, int, int]:  # noqa: ANN001
-    """The pixel left of centre: inside the icon's disc, clear of the white glyph of every level."""
+def _shown(w) -> str:  # noqa: ANN001
+    """Which state's icon the window shows: the nearest of the six, drawn as pystray draws them
+    (scaled to the window, alpha dropped onto black)."""
     g = w.get_geometry()
-    x, y = int(g.width * 0.15), g.height // 2
-    img = w.get_image(x, y, 1, 1, X.ZPixmap, 0xFFFFFFFF)
-    b, gr, r = img.data[0], img.data[1], img.data[2]
-    return r, gr, b
+    raw = w.get_image(0, 0, g.width, g.height, X.ZPixmap, 0xFFFFFFFF).data
+    seen = Image.frombytes("RGB", (g.width, g.height), bytes(raw), "raw", "BGRX")
+
+    def dist(level: str) -> float:
+        want = Image.new("RGB", (g.width, g.height))
+        want.paste(icon_image(level).resize((g.width, g.height), Image.LANCZOS))
+        return sum(abs(a - b) for a, b in zip(seen.tobytes(), want.tobytes())) / (g.width * g.height)
+    return min(STATES, key=dist)
 
 
-def _near(c: tuple[int, int, int], want: tuple[int, int, int]) -> bool:
-    return all(abs(a - b) <= 10 for a, b in zip(c, want))
-
-
-def _click(d, w) -> None:  # noqa: ANN001
+def _click(d, w, button: int = 1) -> None:  # noqa: ANN001
     g = w.get_geometry()
     pos = d.screen().root.translate_coords(w, g.width // 2, g.height // 2)
     xtest.fake_input(d, X.MotionNotify, x=pos.x, y=pos.y)
-    xtest.fake_input(d, X.ButtonPress, 1)
-    xtest.fake_input(d, X.ButtonRelease, 1)
+    xtest.fake_input(d, X.ButtonPress, button)
+    xtest.fake_input(d, X.ButtonRelease, button)
     d.sync()
+
+
+@pytest.fixture()
+def cfg(cfg):  # noqa: ANN001 - the tray tests' config, but a measurement without a sheet waits for one
+    text = cfg.source.read_text(encoding="utf-8").replace("hold_seconds = 0", 'unpaired_policy = "hold"')
+    cfg.source.write_text(text, encoding="utf-8")
+    return load_config(cfg.source)
 
 
 def test_tray_docks_follows_the_agent_and_opens_the_page(cfg, tmp_path, desktop):
@@ -160,16 +172,31 @@ def test_tray_docks_follows_the_agent_and_opens_the_page(cfg, tmp_path, desktop)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nwindows:\n{_tree(d)}\ntray log:\n"
                                  f"{(tmp_path / 'tray.log').read_text(errors='replace')[-2000:]}") from None
-        assert icon.get_wm_name().startswith("labedge: offline")
-        wait_for(lambda: _near(_colour(icon), COLOURS[OFFLINE]), 10, "the offline colour")
+        assert icon.get_wm_name().startswith("labedge: offline - this PC keeps measurements locally")
+        wait_for(lambda: _shown(icon) == OFFLINE, 10, "the offline icon")
 
         ctl.set_paused(True)  # what the tray's own Pause does; X11 trays have no menus, so through the DB
-        wait_for(lambda: icon.get_wm_name().startswith("labedge: paused") and _near(_colour(icon), COLOURS[PAUSED]),
+        wait_for(lambda: icon.get_wm_name().startswith("labedge: paused") and _shown(icon) == PAUSED,
                  20, "the icon to show the pause")
+        ctl.set_paused(False)
+
+        # no sheet: it is held. A Japanese name once crashed the tray (pystray's X11 title is Latin-1 only)
+        (tmp_path / "watch" / "試料-17.csv").write_text("2theta,counts\n10,5\n")
+        name = wait_for(lambda: (n := icon.get_wm_name()).startswith("labedge: needs attention") and n, 30,
+                        "the held measurement on the tray")
+        assert name == "labedge: needs attention - 1 measurement needs a sample sheet (??-17.csv)"
+        net = icon.get_full_property(d.intern_atom("_NET_WM_NAME"), d.intern_atom("UTF8_STRING"))
+        assert net is not None
+        assert net.value.decode("utf-8") == "labedge: needs attention — 1 measurement needs a sample sheet (試料-17.csv)"
+        assert tray.poll() is None, (tmp_path / "tray.log").read_text(errors="replace")[-2000:]
+        wait_for(lambda: _shown(icon) == ATTENTION, 10, "the attention icon")
 
         _click(d, icon)
         url = wait_for(lambda: opened.exists() and opened.read_text().strip(), 20, "a click to open the page")
         assert url == ctl.page_url() and url.startswith("http://127.0.0.1:")
+        _click(d, icon, button=3)  # X11 trays have no menu: the right click opens the data folder
+        wait_for(lambda: len(opened.read_text().split()) == 2, 20, "a right click to open the data folder")
+        assert opened.read_text().split()[1] == (tmp_path / "watch").resolve().as_uri()
 
         tray.send_signal(signal.SIGTERM)
         tray.wait(20)

@@ -1,6 +1,8 @@
 // labedge sample sheet: renders the form from the embedded model, checks it, and either saves a
 // <name>.sheet.json (opened from file://) or posts it to the local agent (served on 127.0.0.1).
 // Values are only ever put into the page with textContent/value, never as markup.
+// No silent carry-over: a sheet opens with the facility's prefilled values only (marked as such);
+// the last sample's values come back only through the "Same as last sample" button.
 (function () {
   "use strict";
   var CFG = JSON.parse(document.getElementById("labedge-config").textContent);
@@ -10,7 +12,13 @@
     save: {ja: "シートを保存", en: "Save sheet file"},
     use: {ja: "このシートで測定する", en: "Use this sheet"},
     useHold: {ja: "このデータに適用", en: "Apply to this measurement"},
-    clear: {ja: "クリア", en: "Clear"},
+    clear: {ja: "新しい試料", en: "New sample"},
+    same: {ja: "前回の試料と同じ", en: "Same as last sample"},
+    prefilled: {ja: "既定値", en: "prefilled"},
+    fromLast: {ja: "前回の値", en: "from last sample"},
+    legend: {ja: "は必須項目です", en: "marks a required field"},
+    sameDone: {ja: "前回の試料の値を入れました。違う所を直してください。", en: "Filled in the last sample's values: change what differs."},
+    newDone: {ja: "新しい試料の空のシートです。", en: "An empty sheet for a new sample."},
     close: {ja: "シートを閉じる", en: "Close sheet"},
     required: {ja: "必須項目です", en: "required"},
     number: {ja: "数値を入力してください", en: "must be a number"},
@@ -24,8 +32,8 @@
     control: {ja: "制御文字は使えません", en: "control characters are not allowed"},
     fix: {ja: "項目を確認してください", en: "field(s) need attention"},
     saved: {ja: "保存しました: ", en: "Saved: "},
-    savedHint: {ja: "このファイルを装置のデータフォルダ（データの隣）に置くと、そのデータと対になります。",
-                en: "Put this file in the instrument's data folder, next to the data, to pair it."},
+    savedHint: {ja: "ブラウザのダウンロードフォルダ（通常は「ダウンロード」）に保存されました。測定の前に、このファイルを装置のデータフォルダ（データを書き込むフォルダ）に移してください。その後に書かれたデータと対になります。",
+                en: "It is in your browser's download folder (usually Downloads). Before measuring, move it into the instrument's data folder (where the data will be written): it pairs the data written after it."},
     active: {ja: "有効なシート: ", en: "Active sheet: "},
     activeNone: {ja: "有効なシートはありません。次の測定はシート待ちになります。",
                  en: "No active sheet: the next measurements will wait for one."},
@@ -40,6 +48,8 @@
   };
   var lang = "ja";
   try { lang = localStorage.getItem("labedge.lang") || (navigator.language || "ja").slice(0, 2); } catch (e) {}
+  var cookie = /(?:^|;\s*)labedge_lang=(ja|en)/.exec(document.cookie || "");
+  if (cookie && CFG.mode === "served") { lang = cookie[1]; }
   if (lang !== "ja" && lang !== "en") { lang = "en"; }
   function tr(o) { return (o && (o[lang] || o.en || o.ja)) || ""; }
   function el(tag, attrs, text) {
@@ -57,30 +67,46 @@
     var d = new Date(), p = function (n) { return (n < 10 ? "0" : "") + n; };
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate());
   }
+  var origin = {};   // field id -> "prefilled" (the facility's or the template's) or "last" (the button)
   function initialValues() {
     var v = {};
+    origin = {};
     fields().forEach(function (f) {
-      if (f.prefill === "today") { v[f.id] = today(); }
-      else if (f["const"] !== undefined) { v[f.id] = f["const"]; }
-      else if (f["default"] !== undefined) { v[f.id] = f["default"]; }
-      else if (f.choices && f.choices.length === 1) { v[f.id] = f.choices[0].value; }
+      if (f.prefill === "today") { v[f.id] = today(); origin[f.id] = "prefilled"; }
+      else if (f["const"] !== undefined) { v[f.id] = f["const"]; origin[f.id] = "prefilled"; }
+      else if (f["default"] !== undefined) { v[f.id] = f["default"]; origin[f.id] = "prefilled"; }
+      else if (f.choices && f.choices.length === 1) { v[f.id] = f.choices[0].value; origin[f.id] = "prefilled"; }
     });
     return v;
   }
+  // The last sample's values: the active sheet (served) or what this browser saved last (file).
+  function lastValues() {
+    var pre = CFG.prefill || {}, k, out = {};
+    for (k in pre) { if (Object.prototype.hasOwnProperty.call(pre, k) && pre[k] !== null) { out[k] = pre[k]; } }
+    if (!Object.keys(out).length) { out = remembered(); }
+    delete out["basic.dateSubmitted"];
+    return out;
+  }
+  function nfkc(s) { return s.normalize ? s.normalize("NFKC") : s; }
   function remembered() {
     try { var s = JSON.parse(localStorage.getItem(STORE_KEY) || "{}"); return (s && typeof s === "object") ? s : {}; }
     catch (e) { return {}; }
   }
   var form = document.getElementById("sheet");
   var banner = document.getElementById("banner");
-  function setBanner(kind, text) { banner.className = "banner " + kind; banner.textContent = text; }
+  // The banner is fixed in the viewport and aria-live: feedback is seen (and read out) wherever the
+  // user has scrolled to.
+  function setBanner(kind, text) { banner.className = "banner toast " + kind; banner.textContent = text; }
+  banner.setAttribute("aria-live", "polite");
+  banner.title = lang === "ja" ? "クリックで閉じる" : "click to close";
+  banner.addEventListener("click", function () { banner.className = "banner toast"; banner.textContent = ""; });
 
   function control(f, value) {
     var c;
     var opts = f.choices && f.choices.length ? f.choices.map(function (o) { return {value: o.value, label: o.label}; }) :
       (f["enum"] ? f["enum"].map(function (x) {
         var l = f.enumLabels && f.enumLabels[x];
-        return {value: x, label: l ? (lang === "ja" && l.ja !== l.en ? l.ja + " / " + l.en : tr(l)) : String(x)};
+        return {value: x, label: l ? tr(l) : String(x)};
       }) : null);
     if (f.type === "boolean") {
       c = el("input", {type: "checkbox", name: f.id, id: "f-" + f.id});
@@ -105,17 +131,23 @@
       c = el("input", {type: f.format === "date" ? "date" : "text", name: f.id, id: "f-" + f.id,
                        inputmode: numeric ? "decimal" : null, "class": numeric ? "num" : null, autocomplete: "off"});
       c.value = value === undefined || value === null ? "" : String(value);
+      if (!numeric && f.format !== "date") { c.setAttribute("maxlength", String(f.maxLength === undefined ? 1000 : f.maxLength)); }
     }
+    if (c.tagName === "TEXTAREA") { c.setAttribute("maxlength", String(f.maxLength === undefined ? 1000 : f.maxLength)); }
     if (f.placeholder && c.tagName !== "SELECT") { c.setAttribute("placeholder", tr(f.placeholder)); }
     c.setAttribute("aria-describedby", "m-" + f.id);
     c.addEventListener("change", function () { check(f, true); });
+    c.addEventListener("input", function () { unmark(f); count(f); dateWords(f); });
     return c;
   }
 
   function render(values) {
     form.textContent = "";
     document.documentElement.lang = lang;
+    var back = document.getElementById("back");
+    if (back) { back.textContent = tr(T.back); }
     document.getElementById("title").textContent = tr(MODEL.title);
+    document.title = "labedge: " + tr(MODEL.title);
     document.getElementById("subtitle").textContent =
       (CFG.instrument ? tr(T.instrument) + CFG.instrument + " · " : "") + MODEL.template;
     MODEL.sections.forEach(function (s) {
@@ -126,21 +158,44 @@
         var lab = el("label", {"for": "f-" + f.id}, tr(f.label));
         if (f.required) { lab.appendChild(el("span", {"class": "req", title: tr(T.required)}, "*")); }
         row.appendChild(lab);
+        if (origin[f.id]) {
+          row.className += " " + (origin[f.id] === "last" ? "from-last" : "prefilled");
+          lab.appendChild(el("span", {"class": "prefilled-tag", id: "o-" + f.id}, tr(origin[f.id] === "last" ? T.fromLast : T.prefilled)));
+        }
         var ctl = el("div", {"class": "ctl"});
         ctl.appendChild(control(f, values[f.id]));
         if (f.unit) { ctl.appendChild(el("span", {"class": "unit"}, f.unit)); }
+        if (f.format === "date") { ctl.appendChild(el("span", {"class": "hint date-words", id: "d-" + f.id})); }
+        if (f.type === "string" && !f.format && !f.pattern && !(f.choices && f.choices.length) && !f["enum"]) {
+          ctl.appendChild(el("span", {"class": "counter", id: "n-" + f.id, "aria-live": "polite"}));
+        }
         row.appendChild(ctl);
         row.appendChild(el("div", {"class": "msg", id: "m-" + f.id, role: "alert"}));
         fs.appendChild(row);
       });
       form.appendChild(fs);
     });
-    var act = el("div", {"class": "actions"});
+    var legend = el("p", {"class": "legend", id: "legend"});
+    legend.appendChild(el("span", {"class": "req"}, "* "));
+    legend.appendChild(document.createTextNode(tr(T.legend)));
+    form.insertBefore(legend, form.firstChild);
+    var act = el("div", {"class": "actions sticky"});
     var primary = el("button", {type: "submit", "class": "btn primary", id: "submit"},
                      tr(CFG.mode === "served" ? (CFG.hold ? T.useHold : T.use) : T.save));
     act.appendChild(primary);
     var clear = el("button", {type: "button", "class": "btn", id: "clear"}, tr(T.clear));
-    clear.addEventListener("click", function () { render(initialValues()); setBanner("", ""); });
+    clear.addEventListener("click", function () { render(initialValues()); setBanner("ok", tr(T.newDone)); });
+    var last = lastValues();
+    if (Object.keys(last).length) {
+      var same = el("button", {type: "button", "class": "btn", id: "same-as-last"}, tr(T.same));
+      same.addEventListener("click", function () {
+        var v = initialValues(), l = lastValues(), k;
+        for (k in l) { if (Object.prototype.hasOwnProperty.call(l, k)) { v[k] = l[k]; origin[k] = "last"; } }
+        render(v);
+        setBanner("ok", tr(T.sameDone));
+      });
+      act.appendChild(same);
+    }
     act.appendChild(clear);
     if (CFG.mode === "served" && CFG.active && !CFG.hold) {
       var close = el("button", {type: "button", "class": "btn", id: "close-sheet"}, tr(T.close));
@@ -148,6 +203,7 @@
       act.appendChild(close);
     }
     form.appendChild(act);
+    fields().forEach(function (f) { count(f); dateWords(f); });
     document.querySelectorAll(".lang button").forEach(function (b) {
       b.setAttribute("aria-pressed", b.getAttribute("data-lang") === lang ? "true" : "false");
     });
@@ -160,10 +216,33 @@
     }
   }
 
+  function unmark(f) {
+    var tag = document.getElementById("o-" + f.id), row = document.getElementById("row-" + f.id);
+    if (tag) { tag.remove(); }
+    if (row) { row.classList.remove("prefilled"); row.classList.remove("from-last"); }
+    delete origin[f.id];
+  }
+  // Length limits while typing: the input stops at the limit (maxlength) and the count shows near it.
+  function count(f) {
+    var n = document.getElementById("n-" + f.id), c = form.elements.namedItem(f.id);
+    if (!n || !c) { return; }
+    var max = f.maxLength === undefined ? 1000 : f.maxLength, len = c.value.length;
+    n.textContent = len >= max * 0.8 ? len + "/" + max : "";
+    n.className = "counter" + (len >= max ? " full" : "");
+  }
+  function dateWords(f) {
+    var d = document.getElementById("d-" + f.id), c = form.elements.namedItem(f.id);
+    if (!d || !c) { return; }
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(c.value);
+    d.textContent = m ? new Intl.DateTimeFormat(lang === "ja" ? "ja-JP" : "en-GB", {year: "numeric", month: "long",
+      day: "numeric", weekday: "short", timeZone: "UTC"}).format(new Date(Date.UTC(+m[1], +m[2] - 1, +m[3]))) : "";
+  }
   function raw(f) {
     var c = form.elements.namedItem(f.id);
     if (!c) { return undefined; }
     if (f.type === "boolean") { return c.checked; }
+    // full-width digits from a Japanese IME ("１２０") are ordinary numbers (and dates, times)
+    if (f.type === "number" || f.type === "integer" || f.format === "date" || f.format === "time") { return nfkc(c.value); }
     return c.value;
   }
   function problem(f, v) {
@@ -236,9 +315,16 @@
   function remember(values) {
     try { localStorage.setItem(STORE_KEY, JSON.stringify(values)); } catch (e) {}
   }
+  // Keep the sample's own name (Japanese included): only what Windows forbids in file names goes.
   function fileName(values) {
-    var base = String(values["sample.names"] || "sample").replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "").slice(0, 60);
-    return (base || "sample") + "_" + (values["basic.dateSubmitted"] || today()) + ".sheet.json";
+    var s = String(values["sample.names"] || "sample");
+    s = (s.normalize ? s.normalize("NFC") : s).replace(/[\\/:*?"<>|\u0000-\u001f\u007f]+/g, "_")
+      .replace(/\s+/g, " ").replace(/^[.\s_]+|[.\s]+$/g, "");
+    var base = Array.from(s).slice(0, 60).join("");
+    if (/^(con|prn|aux|nul|com\d|lpt\d)$/i.test(base)) { base = "_" + base; }
+    var d = new Date(), p = function (n) { return (n < 10 ? "0" : "") + n; };
+    var stamp = (values["basic.dateSubmitted"] || today()) + "_" + p(d.getHours()) + p(d.getMinutes()) + p(d.getSeconds());
+    return (base || "sample") + "_" + stamp + ".sheet.json";
   }
   function saveFile(values) {
     var doc = {format: "labedge-sheet", version: 1, template: MODEL.template, sheet_id: uuid4(),
@@ -246,7 +332,7 @@
     var blob = new Blob([JSON.stringify(doc, null, 2)], {type: "application/json"});
     var a = el("a", {href: URL.createObjectURL(blob), download: fileName(values)});
     document.body.appendChild(a); a.click(); a.remove();
-    setBanner("ok", tr(T.saved) + fileName(values) + " — " + tr(T.savedHint));
+    setBanner("ok", tr(T.saved) + a.getAttribute("download") + " — " + tr(T.savedHint));
   }
   function post(path, body) {
     return fetch(path, {method: "POST", credentials: "same-origin",
@@ -292,14 +378,11 @@
       var keep = currentValues();
       lang = b.getAttribute("data-lang");
       try { localStorage.setItem("labedge.lang", lang); } catch (e) {}
+      if (CFG.mode === "served") { document.cookie = "labedge_lang=" + lang + "; path=/; SameSite=Strict; max-age=31536000"; }
       render(keep);
       setBanner("", "");
     });
   });
-  var start = initialValues(), last = remembered(), k;
-  for (k in last) { if (Object.prototype.hasOwnProperty.call(last, k) && k !== "basic.dateSubmitted") { start[k] = last[k]; } }
-  var pre = CFG.prefill || {};
-  for (k in pre) { if (Object.prototype.hasOwnProperty.call(pre, k) && pre[k] !== null) { start[k] = pre[k]; } }
-  render(start);
+  render(initialValues());
   document.body.setAttribute("data-ready", "1");
 })();
