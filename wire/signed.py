@@ -126,6 +126,8 @@ def parse_json(data: bytes | str, *, limit: int = MAX_ENVELOPE_BYTES, what: str 
                           parse_constant=lambda c: _raise(MalformedDocument(f"the {what} contains {c}")))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedDocument(f"the {what} is not UTF-8 JSON ({exc})") from None
+    except RecursionError:  # a few KiB of "[[[[..." must not escape as a crash
+        raise MalformedDocument(f"the {what} is nested too deeply") from None
 
 
 def _raise(exc: Exception) -> Any:

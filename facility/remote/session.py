@@ -53,7 +53,7 @@ class AdminSession(threading.Thread):
             return
         try:
             doc = json.loads(bytes(msg.payload).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return
         if isinstance(doc, dict):
             with self.changed:

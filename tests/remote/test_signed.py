@@ -140,6 +140,8 @@ def test_duplicate_keys_and_oversize_refused(world):
         signed.verify(dup, trust, time.time())
     with pytest.raises(signed.MalformedDocument, match="limit"):
         signed.verify(b" " * (signed.MAX_ENVELOPE_BYTES + 1), trust, time.time())
+    with pytest.raises(signed.MalformedDocument, match="nested too deeply"):
+        signed.open_bundle(b"[" * 100_000, trust, time.time())
 
 
 def test_root_rotation_n_plus_1():
