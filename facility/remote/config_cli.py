@@ -99,7 +99,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 @_errors
 def cmd_status(args: argparse.Namespace) -> int:
     from facility.remote.history import History
-    from facility.remote.session import config_section
+    from facility.remote.session import config_section, outcome_for
     cfg = _fleet(args)
     session = _session(cfg)
     try:
@@ -115,6 +115,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                      "groups": c.get("groups") or []})
     history = History.beside(cfg.source)
     try:
+        for r in history.unanswered():  # what a device did later (it was offline during the push)
+            got = outcome_for(statuses.get(r["device"]), r["version"])
+            if got:
+                history.result(r["push_id"], r["device"], r["version"], got[0], got[1])
         pushes = history.pushes(limit=args.history)
     finally:
         history.close()

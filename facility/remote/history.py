@@ -100,6 +100,11 @@ class History:
         if state != "sent":
             self.audit("device_" + state, push_id=push_id, device=device, version=version, reason=reason)
 
+    def unanswered(self) -> list[sqlite3.Row]:
+        """Devices a push reached without a report yet (offline then): filled in when they report."""
+        return list(self.conn.execute("SELECT push_id, device, version FROM results "
+                                      "WHERE state IN ('sent', 'no_answer') ORDER BY push_id"))
+
     def running(self) -> list[sqlite3.Row]:
         return list(self.conn.execute("SELECT * FROM pushes WHERE state IN ('running', 'aborting') ORDER BY id"))
 

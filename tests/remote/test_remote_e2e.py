@@ -82,6 +82,10 @@ def test_push_applies_live_refusals_are_reported_and_offline_device_catches_up(t
         assert load_config(b.config).rescan_seconds == 7
         hist = fleet("config", "status", "--config", str(fcfg), passphrase=None).stdout
         assert "version 3 by admin" in hist and "version 2 by admin" in hist
+        # the history now knows what the offline device did after the push ended
+        p = fleet("config", "status", "--config", str(fcfg), "--json", passphrase=None)
+        push3 = next(x for x in json.loads(p.stdout)["pushes"] if x["version"] == 3)
+        assert [(r["device"], r["state"]) for r in push3["results"]] == [("dev-02", "applied")]
         assert [e["event"] for e in device_events(a)][-2:] == ["received", "refused"]
     finally:
         a.kill(signal.SIGTERM)
