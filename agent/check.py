@@ -152,9 +152,10 @@ def run_checks(config_path: Path | str, online: bool = False) -> list[CheckProbl
     return problems
 
 
-def load_checked_config(config_path: Path | str) -> Config:
-    """What `run` loads: the config, refused with the first problem that stops it (ConfigError)."""
-    cfg = load_config(config_path, check_watch_folders=False)
+def load_checked_config(config_path: Path | str, *, system: bool = False) -> Config:
+    """What `run` loads: the config, refused with the first problem that stops it (ConfigError).
+    ``system``: `run --system`, machine-wide folders (agent/machine.py)."""
+    cfg = load_config(config_path, check_watch_folders=False, system=system)
     for p in config_problems(cfg):
         if p.stops_run and p.severity == "error":
             raise ConfigError(p.message)

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray
     "agent.check",             # check
+    "agent.service.cli",       # service install|uninstall|status
     "facility.remote.cli",     # fleet keys/config; last: joins the fleet group if it exists (see the module)
 ]
 
@@ -32,23 +33,58 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
                    help=f"config file (default: {default_config_path()})")
 
 
+def _system_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--system", action="store_true", help=f"machine-wide mode: {what} (see installer/README.md)")
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    if args.config is not None:
+        return args.config
+    if getattr(args, "system", False):
+        from agent.machine import system_paths
+        return system_paths().config_file
+    return default_config_path()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.check import load_checked_config
     from agent.logs import setup_logging
+    from agent.machine import prepare_service_dirs
+    from agent.permissions import PermissionsError, for_this_os
     from agent.runner import Agent
 
     from agent.remote.hook import settle_before_start
-    settle_before_start(args.config or default_config_path())  # a trial a crash interrupted: roll back first
-    cfg = load_checked_config(args.config or default_config_path())
+    # a trial a crash interrupted: roll back before the checks (its layer may be what fails them)
+    settle_before_start(_config_path(args), system=args.system)
+    cfg = load_checked_config(_config_path(args), system=args.system)
+    if cfg.mode == "system":
+        try:
+            warnings = prepare_service_dirs(cfg, for_this_os())
+        except PermissionsError as exc:
+            print(f"labedge: {exc}", file=sys.stderr)
+            return 2
     path = setup_logging(cfg.log_dir, cfg.log_level, console=True)
     log.info("logging to %s", path)
+    if cfg.mode == "system":
+        for w in warnings:
+            log.warning("%s", w)
     return Agent(cfg).run_forever()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from agent.status import build_status, format_status
 
-    cfg = load_config(args.config or default_config_path(), check_watch_folders=False)
+    if args.system and args.config is None:  # any user: the service's status file, never its DB
+        from agent.machine import system_paths
+        from agent.status_file import StatusFileError, read_status_file
+        try:
+            st = read_status_file(system_paths().status_file)
+        except StatusFileError as exc:
+            print(f"labedge status: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
+        return 0
+    cfg = load_config(_config_path(args), check_watch_folders=False, system=args.system)
     st = build_status(cfg)
     print(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
     return 0
@@ -102,10 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the agent in the foreground (what the service runs)")
     _config_arg(p)
+    _system_arg(p, "machine-wide folders, private state and key, a status file every user can read")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="queue and health")
     _config_arg(p)
+    _system_arg(p, "the service's status, read from its status file (any user may)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 

@@ -110,6 +110,8 @@ class Config:
     translate_memory_mb: int = 4096
     upload: UploadConfig | None = None
     web: WebConfig = WebConfig()
+    mode: str = "user"                 # "system": machine-wide folders and a status file (agent/machine.py)
+    status_file: Path | None = None    # readable by every local user; written by the agent in system mode
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -127,7 +129,8 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "labedge.toml"
 
 
-def load_config(path: Path | str, *, check_watch_folders: bool = True, remote: bool = True) -> Config:
+def load_config(path: Path | str, *, check_watch_folders: bool = True, system: bool = False,
+                remote: bool = True) -> Config:
     """Read, validate and resolve a config file. Raises ConfigError with a precise message."""
     path = Path(path)
     try:
@@ -143,7 +146,7 @@ def load_config(path: Path | str, *, check_watch_folders: bool = True, remote: b
     if remote:  # the facility's signed layer (remote.toml beside the file), merged key by key
         from agent.remote.layers import effective_data
         data = effective_data(data, path)
-    return parse_config(data, source=path, check_watch_folders=check_watch_folders)
+    return parse_config(data, source=path, check_watch_folders=check_watch_folders, system=system)
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
@@ -192,7 +195,9 @@ def watch_folder_problem(folder: Path) -> str | None:
     return None
 
 
-def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: bool = True) -> Config:
+def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: bool = True,
+                 system: bool = False) -> Config:
+    """``system`` (``labedge run --system``) is the same as ``mode = "system"`` in the file."""
     validate_config_dict(data, source=source)
     base = source.parent.resolve()
 
@@ -230,18 +235,28 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
             u[key] = resolve(u[key])
         upload = UploadConfig(**u)
 
-    dirs = {
-        "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
-        "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)),
-        "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)),
-    }
+    mode = "system" if system else data.get("mode", "user")
+    status_file = None
+    if mode == "system":
+        from agent.machine import system_paths
+
+        sp = system_paths()
+        dirs = {"spool_dir": sp.spool_dir, "state_dir": sp.state_dir, "log_dir": sp.log_dir}
+        status_file = sp.status_file
+    else:
+        dirs = {
+            "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
+            "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)),
+            "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)),
+        }
     for key in dirs:
         if key in data:
             dirs[key] = resolve(data[key])
     scalars = {k: data[k] for k in ("log_level", "default_owner_id", "spool_max_bytes", "min_free_bytes", "rescan_seconds",
                                      "translate_timeout_seconds", "translate_memory_mb") if k in data}
     return Config(source=source, device_id=data["device_id"], instruments=tuple(instruments), upload=upload,
-                  web=WebConfig(**data.get("web", {})), raw=data, **dirs, **scalars)
+                  web=WebConfig(**data.get("web", {})), mode=mode, status_file=status_file, raw=data,
+                  **dirs, **scalars)
 
 
 def validate_config_dict(data: dict[str, Any], *, source: Path | str = "config") -> None:

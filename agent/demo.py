@@ -288,9 +288,15 @@ def _rows(lay: Layout) -> list[Any]:
     from agent.state.store import StateStore
     if not lay.state.joinpath("state.sqlite3").exists():
         return []
+    import sqlite3
+
     store = StateStore(lay.state / "state.sqlite3", readonly=True)
     try:
         return [(row, store.files_of(row.id)) for row in store.list_packages(None, limit=1000)]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # the agent has created the file but not yet its tables: nothing to show yet
+        raise
     finally:
         store.close()
 

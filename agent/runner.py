@@ -88,6 +88,9 @@ class Agent:
         # a pairer may bring its own worker (agent.sheets: the hold-timeout timer)
         self.threads = [flusher, self.pipeline, *self.watchers.values(), self.uploader, self.web,
                         getattr(self.pairer, "worker", None)]
+        if self.cfg.status_file is not None:  # machine-wide mode: what every user's tray reads
+            from agent.status_file import StatusFileWriter
+            self.threads.append(StatusFileWriter(self.cfg, self.cfg.status_file))
         self.threads = [t for t in self.threads if t is not None]
         if self.remote is not None:
             self.remote.bind(self)  # agent.remote: its topics on the new channel, its state in the status

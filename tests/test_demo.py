@@ -95,3 +95,16 @@ def test_demo_refuses_to_reuse_a_demo_folder(tmp_path: Path) -> None:
     (tmp_path / "demo" / "pc" / "labedge.toml").write_text("x")
     res = run_demo(tmp_path, "--offline")
     assert res.returncode == 2 and "already holds a demo" in res.stderr
+
+
+def test_demo_report_while_the_agent_creates_its_database(tmp_path: Path) -> None:
+    """Under load the demo read the state DB after the agent created the file but before its tables
+    (`no such table: packages`, seen in the frozen-build test): that is "nothing yet", not a crash."""
+    import sqlite3
+
+    from agent.demo import Layout, _rows
+
+    lay = Layout(tmp_path / "demo")
+    lay.state.mkdir(parents=True)
+    sqlite3.connect(lay.state / "state.sqlite3").execute("PRAGMA user_version=0").connection.close()
+    assert _rows(lay) == []

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 from agent.config import Config
 from agent.state.store import StateStore
-from agent.status import build_status
 from agent.summary import user_language
 from tray.icons import icon_image
+from tray.source import StatusSource, source_for
 from tray.state import ERROR, TrayState, tray_state
 
 log = logging.getLogger(__name__)
@@ -27,14 +27,16 @@ log = logging.getLogger(__name__)
 class TrayController:
     """Everything the menu does, without pystray, so it is testable anywhere."""
 
-    def __init__(self, cfg: Config, opener: Callable[[str], Any] = webbrowser.open, lang: str | None = None) -> None:
+    def __init__(self, cfg: Config, opener: Callable[[str], Any] = webbrowser.open, lang: str | None = None,
+                 source: StatusSource | None = None) -> None:
         self.cfg = cfg
         self.opener = opener
         self.lang = lang or user_language()
         self._held_seen: set[str] | None = None
+        self.source = source or source_for(cfg)  # machine-wide mode: the service's status file
 
     def status(self) -> dict[str, Any]:
-        return build_status(self.cfg)
+        return self.source.status()
 
     def state(self, st: dict[str, Any] | None = None) -> TrayState:
         return tray_state(self.status() if st is None else st, self.lang)
@@ -79,13 +81,8 @@ class TrayController:
             store.close()
 
     def is_paused(self) -> bool:
-        if not self.cfg.state_db.exists():
-            return False
-        store = self._store()
-        try:
-            return bool(store.control().get("paused"))
-        finally:
-            store.close()
+        # from the status (its "control" section), so machine-wide the tray never opens the service's DB
+        return bool((self.status().get("control") or {}).get("paused"))
 
     def retry_now(self) -> None:
         store = self._store()
@@ -154,9 +151,10 @@ def run_tray(cfg: Config, refresh_seconds: float = 2.0) -> int:  # pragma: no co
                 log.warning("desktop notification failed", exc_info=True)
         if new != state:
             state = new
+            # The UTF-8 name first: a reader that sees the new WM_NAME then finds the matching full text.
+            _set_utf8_name(ic, state.tooltip)
             ic.icon = icon_image(state.level)
             ic.title = _title(type(ic), state.tooltip)
-            _set_utf8_name(ic, state.tooltip)
             ic.update_menu()
 
     def poller(ic) -> None:  # noqa: ANN001
@@ -241,13 +239,17 @@ def _x11_docked(icon) -> bool:  # noqa: ANN001
 def add_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("tray", help="show the agent's state in the system tray")
     p.add_argument("--config", "-c", type=Path, default=None)
+    p.add_argument("--system", action="store_true", help="show the machine-wide service (reads its status file)")
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args) -> int:  # noqa: ANN001
     from agent.config import default_config_path, load_config
 
-    cfg = load_config(args.config or default_config_path(), check_watch_folders=False)
+    if args.system and args.config is None:
+        from agent.machine import system_paths
+        args.config = system_paths().config_file
+    cfg = load_config(args.config or default_config_path(), check_watch_folders=False, system=args.system)
     try:
         return run_tray(cfg)
     except Exception as exc:  # no desktop session, no tray support

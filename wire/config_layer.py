@@ -17,7 +17,7 @@ else:  # pragma: no cover
 
 #: Keys that only the PC's own file may set: identity, secrets' locations, where state lives, and the
 #: remote section (trust root, groups) itself, so a pushed config can never widen its own trust.
-LOCAL_ONLY = ("device_id", "state_dir", "spool_dir", "log_dir", "remote",
+LOCAL_ONLY = ("device_id", "mode", "state_dir", "spool_dir", "log_dir", "remote",
               "upload.ca_file", "upload.cert_file", "upload.key_file")
 
 

@@ -133,7 +133,7 @@ def _check_verified(v: signed.Verified, data: bytes, cfg: Config, st: RemoteStat
                                     f"{cfg.source.name} can (local-only keys)")
     merged_data = merge(read_local(cfg), fragment)
     try:
-        merged = parse_config(merged_data, source=cfg.source, check_watch_folders=False)
+        merged = parse_config(merged_data, source=cfg.source, check_watch_folders=False, system=cfg.mode == "system")
     except ConfigError as exc:
         raise Refused("invalid", f"the merged config is not valid: {exc}") from None
     problems = _run_checks(merged)

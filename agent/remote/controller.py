@@ -218,7 +218,8 @@ class RemoteController(Worker):
 
     def _reload(self) -> None:
         try:
-            cfg = load_config(self.host.cfg.source, check_watch_folders=False)
+            cfg = load_config(self.host.cfg.source, check_watch_folders=False,
+                              system=self.host.cfg.mode == "system")  # `run --system` stays system
         except ConfigError as exc:
             raise RuntimeError(str(exc)) from None
         leaked = self.host.reload(cfg)

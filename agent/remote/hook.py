@@ -15,14 +15,14 @@ def remote_enabled(cfg: Any) -> bool:
     return bool(r.get("trust_root")) and r.get("enabled", True) is not False
 
 
-def settle_before_start(config_path: Any) -> None:
+def settle_before_start(config_path: Any, *, system: bool = False) -> None:
     """Before `run` loads (and checks) the merged config: undo a trial that a kill -9 or power loss cut short.
 
     The trial's layer may be exactly what stops the agent from starting (a missing watch folder), so this
     must come before the checks. Errors here are left to the normal load, which names them.
     """
     try:
-        local = load_config(config_path, check_watch_folders=False, remote=False)
+        local = load_config(config_path, check_watch_folders=False, remote=False, system=system)
     except ConfigError:
         return
     settle_interrupted_trial(local)
@@ -32,7 +32,7 @@ def attach(agent: Any) -> RemoteController | None:
     """Roll back a trial a crash interrupted, then start the remote-config worker if [remote] is set."""
     if settle_interrupted_trial(agent.cfg):
         try:
-            agent.cfg = load_config(agent.cfg.source, check_watch_folders=False)
+            agent.cfg = load_config(agent.cfg.source, check_watch_folders=False, system=agent.cfg.mode == "system")
         except ConfigError as exc:
             log.error("after rolling back: %s; running with the config as loaded", exc)
         if getattr(agent, "_pairer_arg", None) is None:

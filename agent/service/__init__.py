@@ -1,0 +1,1 @@
+"""Installing labedge as a machine-wide service (systemd on Linux, WinSW on Windows)."""
