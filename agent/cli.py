@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "translators.worker",      # _translate-worker (the sandbox child)
     "agent.transport.cli",     # enroll (the device side)
     "facility.cli",            # receive, pki (the facility side)
+    "facility.fleet.cli",      # fleet status/serve, + the actions in facility.fleet.cli.FLEET_ACTION_MODULES
     "agent.demo",              # demo
     "agent.sheets.cli",        # sheet
     "tray.app",                # tray

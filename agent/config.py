@@ -50,6 +50,8 @@ class UploadConfig:
     delete_delivered: bool = True
     parallel: int = 4
     reconnect_max: float = 60.0
+    #: fleet status heartbeat (agent/fleet/status_publisher.py); also published on every change
+    status_interval: int = 60
 
     @property
     def host(self) -> str:

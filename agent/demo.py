@@ -25,6 +25,7 @@ from agent.selfexec import self_command
 
 DEVICE = "demo-pc"
 RECEIVER = "labedge-receiver"
+ADMIN = "labedge-admin"
 INSTRUMENT = "demo-instrument"
 #: Small real files from ../shared/samples, one per format family the translators know.
 SAMPLE_PICKS = ("rigaku_xrd/XRD_RIGAKU.ras", "xrd_panalytical/empyrean.xrdml", "vamas/regular.vms",
@@ -51,6 +52,7 @@ class Layout:
         self.instrument, self.logs = root / "instrument", root / "logs"
         self.config, self.spool, self.state = root / "pc" / "labedge.toml", root / "pc" / "spool", root / "pc" / "state"
         self.receiver_config, self.store = root / "receiver" / "receiver.toml", root / "receiver" / "store"
+        self.fleet_config = root / "admin" / "fleet.toml"
 
 
 @dataclass
@@ -185,6 +187,7 @@ def make_pki(lay: Layout) -> None:
     issue(lay.ca, "localhost", lay.certs, server=True, days=90)
     issue(lay.ca, DEVICE, lay.certs, days=90)
     issue(lay.ca, RECEIVER, lay.certs, days=90)
+    issue(lay.ca, ADMIN, lay.certs, days=90)  # the facility administrator (labedge fleet ...)
 
 
 def start_broker(lay: Layout, mosquitto: str, kids: Children) -> int:
@@ -266,6 +269,19 @@ key_file = "{q(lay.certs / (RECEIVER + '.key'))}"
 store_dir = "{q(lay.store)}"
 log_file = "{q(lay.logs / 'receiver.log')}"
 min_free_bytes = 67108864    # a demo on a nearly full laptop still runs; production keeps 256 MiB
+""", encoding="utf-8")
+
+
+def write_fleet_config(lay: Layout, broker_port: int) -> None:
+    """The administrator's fleet.toml: its own identity, the broker, and the receiver's catalog."""
+    q = lambda p: Path(p).resolve().as_posix()  # noqa: E731
+    lay.fleet_config.parent.mkdir(parents=True, exist_ok=True)
+    lay.fleet_config.write_text(f"""# written by `labedge demo`: the facility administrator (labedge fleet status / serve)
+broker = "mqtts://127.0.0.1:{broker_port}"
+ca_file = "{q(lay.ca / 'ca.pem')}"
+cert_file = "{q(lay.certs / (ADMIN + '.pem'))}"
+key_file = "{q(lay.certs / (ADMIN + '.key'))}"
+store_dir = "{q(lay.store)}"     # the catalog is the receiver's, beside its store
 """, encoding="utf-8")
 
 
@@ -354,6 +370,9 @@ def where_is_everything(lay: Layout, broker_port: int | None, web_port: int | No
     if broker_port is not None:
         print(f"  broker          mqtts://127.0.0.1:{broker_port}  (config {lay.broker / 'mosquitto.conf'})")
         print(f"  receiver        {lay.receiver_config}; store {lay.store}")
+        print(f"  fleet (admin)   {lay.fleet_config}")
+        print(f"                  try: labedge fleet status --config \"{lay.fleet_config}\"")
+        print(f"                       labedge fleet serve --config \"{lay.fleet_config}\"  (the dashboard)")
     print(f"  certificates    {lay.ca} (throwaway CA), {lay.certs}")
     print(f"  logs            {lay.logs}")
     if web_port is not None:
@@ -385,11 +404,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         print(f"labedge demo in {lay.root}")
         make_pki(lay)
-        print("  made a throwaway CA and certificates for the broker, this PC and the receiver")
+        print("  made a throwaway CA and certificates for the broker, this PC, the receiver and the administrator")
         if online:
             broker_port = start_broker(lay, mosquitto, kids)
             print(f"  started mosquitto with mutual TLS on 127.0.0.1:{broker_port} (pid {kids.procs['broker (mosquitto)'].pid})")
             write_receiver_config(lay, broker_port)
+            write_fleet_config(lay, broker_port)
             p = kids.start("receiver", [*self_command(), "receive", "--config", str(lay.receiver_config)],
                            lay.logs / "receiver.out")
             wait_for_log(kids, "receiver", [lay.logs / "receiver.log", lay.logs / "receiver.out"], "connected to")

@@ -34,6 +34,7 @@ class Agent:
         self.watchers: dict[str, InstrumentWatcher] = {}
         self.pipeline: Pipeline | None = None
         self.uploader = None
+        self.status_publisher = None
         #: the one MQTT connection's extension point (agent/fleet/channel.py); None when offline
         self.channel = None
         self.web = None
@@ -73,6 +74,9 @@ class Agent:
             from agent.transport.uploader import Uploader
             self.channel = FleetChannel()
             self.uploader = Uploader(self.cfg, self.store, self.spool, self.health, channel=self.channel)
+            from agent.fleet.status_publisher import StatusPublisher
+            self.status_publisher = StatusPublisher(self.cfg, self.channel,
+                                                    interval=self.cfg.upload.status_interval)
             self.health.set("mode", "online")
         else:
             self.health.set("mode", "offline")
@@ -86,7 +90,7 @@ class Agent:
             if LocalServer is not None:
                 self.web = LocalServer(self.cfg, self.store, self.health, self.pairer, self.spool, self.pipeline)
         # a pairer may bring its own worker (agent.sheets: the hold-timeout timer)
-        self.threads = [flusher, self.pipeline, *self.watchers.values(), self.uploader, self.web,
+        self.threads = [flusher, self.pipeline, *self.watchers.values(), self.uploader, self.status_publisher, self.web,
                         getattr(self.pairer, "worker", None)]
         if self.cfg.status_file is not None:  # machine-wide mode: what every user's tray reads
             from agent.status_file import StatusFileWriter

@@ -46,7 +46,7 @@ class FleetConfig:
     client_id: str = ADMIN_CN
     topic_prefix: str = "rde"
     store_dir: Path | None = None
-    catalog_url: str | None = None
+    catalog_url: str | None = None      # default: the receiver's, <store_dir>/.catalog.sqlite3
     signing_key: Path | None = None
     trust_root: Path | None = None
     status_interval: int = DEFAULT_STATUS_INTERVAL
@@ -108,7 +108,8 @@ def parse_fleet_config(data: dict[str, Any], *, source: Path) -> FleetConfig:
     elif url is not None and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
         raise ConfigError(f"{source}: catalog_url: {url!r} is neither a file path nor a postgresql:// URL")
     if "catalog_url" not in kw and "store_dir" in kw:
-        kw["catalog_url"] = str(kw["store_dir"] / "catalog.sqlite3")
+        from facility.catalog.writer import default_catalog_path
+        kw["catalog_url"] = str(default_catalog_path(kw["store_dir"]))
     if "client_id" not in kw:
         cn, _, _ = own_cert_summary(kw["cert_file"])
         if cn == "?":

@@ -27,6 +27,9 @@ from facility.receiver_config import ReceiverConfig
 from facility.store import (PackageInvalid, Partial, expire_partials, final_dir, partial_ids,
                                             stored_digests)
 from wire.tls import client_context
+from wire import status as S
+from wire import topics
+from facility.catalog.writer import CatalogWriter
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +57,23 @@ class Receiver:
         self._finalizer = ThreadPoolExecutor(max_workers=FINALIZER_THREADS, thread_name_prefix="finalize")
         self._finalizing: dict[tuple[str, str], tuple[Partial, Future, float]] = {}
         cfg.store_dir.mkdir(parents=True, exist_ok=True)
+        #: every stored package and every device status go to the catalog (facility/catalog/)
+        self.catalog = CatalogWriter(cfg.catalog, cfg.client_id)
         ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
         self.link = Link(LinkSettings(
             host=cfg.host, port=cfg.port, client_id=cfg.client_id, ca_file=cfg.ca_file, cert_file=cfg.cert_file,
             key_file=cfg.key_file, keepalive=cfg.keepalive, session_expiry=cfg.session_expiry,
             clean_start=cfg.session_expiry == 0, max_inflight=200, backoff_max=cfg.reconnect_max,
-            subscriptions=[(P.receiver_filter(cfg.topic_prefix, cfg.share_group), 1)]),
+            subscriptions=[(P.receiver_filter(cfg.topic_prefix, cfg.share_group), 1),
+                           # shared too: each status is recorded by one receiver of the group
+                           (f"$share/{cfg.share_group}/{topics.status_filter(cfg.topic_prefix)}", 1)]),
             ctx, on_message=self._on_message, on_connected=self._on_connected)
 
     # ------------------------------------------------------------------ main loop
     def run(self, stop: threading.Event) -> int:
         log.info("receiver %s storing into %s (share group %s)", self.instance, self.cfg.store_dir,
                  self.cfg.share_group)
+        self.catalog.start()
         try:
             while not stop.is_set():
                 if not self.link.connected and not self.link.ensure_connected(stop.wait):
@@ -78,6 +86,7 @@ class Receiver:
             for p in self.partials.values():
                 p.close()
             self.link.close()
+            self.catalog.stop()
         return 0
 
     def _on_connected(self, session_present: bool) -> None:
@@ -114,6 +123,9 @@ class Receiver:
 
     # ------------------------------------------------------------------ messages
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.endswith("/status"):
+            self._on_status(msg.topic, msg.payload)
+            return
         try:
             device, pid, kind = P.parse_up_topic(self.cfg.topic_prefix, msg.topic)
         except P.ProtocolError as exc:
@@ -128,6 +140,19 @@ class Receiver:
             self._busy(device, pid, f"cannot write to its store ({exc.strerror or exc})")
         except Exception:  # noqa: BLE001 - one hostile message must not stop the facility's receiver
             log.exception("%s/%s: error handling %s", device, pid, kind)
+
+    def _on_status(self, topic: str, payload: bytes) -> None:
+        try:
+            kind, device, _ = topics.parse_fleet_topic(self.cfg.topic_prefix, topic)
+            if kind != "status" or len(payload) > S.MAX_STATUS_BYTES:
+                raise P.ProtocolError(f"unexpected topic {topic!r} or a status over {S.MAX_STATUS_BYTES} bytes")
+        except P.ProtocolError as exc:
+            log.warning("status ignored: %s", exc)
+            return
+        self.catalog.status(device, bytes(payload))  # parsed and checked on the catalog's thread, not here
+
+    def _catalog_stored(self, device: str, pid: str, final: Path, files: int | None, nbytes: int | None) -> None:
+        self.catalog.package_stored(device, pid, final, files, nbytes)
 
     def _send(self, device: str, pid: str, kind: str, **fields: object) -> None:
         self.link.publish(P.down_topic(self.cfg.topic_prefix, device, pid), P.down_message(kind, pid, **fields))
@@ -162,6 +187,8 @@ class Receiver:
             return False
         self._send(device, pid, "stored", **stored_digests(final))
         self.stats["dedup_acks"] += 1
+        # recorded again (a no-op if it is there): covers a receiver killed between store and catalog
+        self._catalog_stored(device, pid, final, None, None)
         return True
 
     def _on_offer(self, device: str, pid: str, payload: bytes) -> None:
@@ -280,6 +307,8 @@ class Receiver:
             log.info("stored %s/%s: %d file(s), %d bytes, verified in %.2f s", p.device, pid, len(p.offer.files),
                      p.offer.total_bytes, time.monotonic() - t0)
             self._send(p.device, pid, "stored", **digests)
+            self._catalog_stored(p.device, pid, final_dir(self.cfg.store_dir, p.device, pid), len(p.offer.files),
+                                 p.offer.total_bytes)
 
 
 def _query_of(payload: bytes) -> int | None:

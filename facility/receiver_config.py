@@ -41,6 +41,15 @@ class ReceiverConfig:
     busy_retry_seconds: float = 30.0
     log_level: str = "INFO"
     log_file: Path | None = None
+    #: an SQLite file or a postgresql:// URL; default: <store_dir>/.catalog.sqlite3 (docs/facility.md)
+    catalog_url: str | None = None
+
+    @property
+    def catalog(self) -> str:
+        if self.catalog_url:
+            return self.catalog_url
+        from facility.catalog.writer import default_catalog_path
+        return str(default_catalog_path(self.store_dir))
 
     @property
     def host(self) -> str:
@@ -89,6 +98,9 @@ def parse_receiver_config(data: dict[str, Any], *, source: Path) -> ReceiverConf
     for key in ("ca_file", "cert_file", "key_file"):
         if not kw[key].is_file():
             raise ConfigError(f"{source}: {key}: file {str(kw[key])!r} does not exist")
+    url = kw.get("catalog_url")
+    if url is not None and "://" not in url:
+        kw["catalog_url"] = str(resolve(url))  # a plain path is an SQLite file
     if "client_id" not in kw:
         cn, _, _ = own_cert_summary(kw["cert_file"])
         if cn == "?":

@@ -75,6 +75,14 @@ def test_demo_once_delivers_every_file_verified(tmp_path: Path) -> None:
     s = json.loads(st.stdout)
     assert s["packages"]["delivered"] == dropped and s["packages"]["queued"] == 0
     assert s["certificate"]["cn"] == "demo-pc" and s["certificate"]["warning"] is None
+    # the administrator's side: fleet.toml, its own identity, and the command to try
+    fleet_toml = demo / "admin" / "fleet.toml"
+    assert f'labedge fleet status --config "{fleet_toml}"' in res.stdout
+    assert (demo / "pki" / "certs" / "labedge-admin.pem").is_file()
+    fl = subprocess.run([sys.executable, "-m", "agent", "fleet", "status", "--json", "-c", str(fleet_toml)],
+                        capture_output=True, text=True, cwd=REPO)
+    f = json.loads(fl.stdout)  # the demo's broker is gone: the catalog still knows the PC, and the note says why
+    assert [d["device"] for d in f["devices"]] == ["demo-pc"] and f["broker_error"]
 
 
 def test_demo_without_mosquitto_explains_and_queues(tmp_path: Path) -> None:

@@ -70,6 +70,8 @@ class Link:
         self.attempt = 0
         self._connack: tuple[int, bool] | None = None
         self._sub_failures: list[str] = []
+        #: SUBACKs received (a reader of retained messages knows they follow right after its SUBACK)
+        self.subacks = 0
         self._wait = tenacity.wait_exponential_jitter(multiplier=s.backoff_initial, max=s.backoff_max,
                                                       jitter=s.backoff_initial)
         self.client = self._make_client()
@@ -107,6 +109,7 @@ class Link:
             self.on_puback(mid, reason_code.value)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        self.subacks += 1
         for rc in reason_codes:
             if rc.value >= 0x80:
                 self._sub_failures.append(str(rc))

@@ -1,0 +1,1 @@
+"""The administrator's fleet view: ``labedge fleet status`` and the dashboard ``labedge fleet serve``."""
