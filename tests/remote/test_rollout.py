@@ -60,3 +60,16 @@ def test_a_push_devices_would_refuse_is_caught_before_it_is_sent(tmp_path):
     with pytest.raises(RolloutError, match="devices would refuse this push: signed with the revoked"):
         _self_check(fac.bundle("rescan_seconds = 5\n", 2, signer=fac.bob), fac.root_pub)
     assert bob_list_before["version"] < fac.bob.admin_keys["version"]
+
+
+def test_fleet_view_flags_a_refused_or_rolled_back_config():
+    import time as _t
+
+    from facility.fleet.view import assess
+    now = _t.time()
+    doc = {"v": 1, "device": "pc-1", "online": True, "sent_at": now, "connected_at": now - 60, "interval": 60,
+           "config": {"version": "3", "state": "rolled_back", "applied_version": 3, "event_version": 4}}
+    line = assess("pc-1", doc, None, now=now, default_interval=60)
+    assert line.state == "warning" and "remote config rolled back" in line.why
+    doc["config"]["state"] = "applied"
+    assert assess("pc-1", doc, None, now=now, default_interval=60).state == "ok"
