@@ -17,6 +17,7 @@ log = logging.getLogger("labedge")
 COMMAND_MODULES = [
     "translators.cli",         # translate, translators
     "translators.worker",      # _translate-worker (the sandbox child)
+    "translators.rde_export",  # rde-export (official RDE template zips)
     "agent.transport.cli",     # enroll (the device side)
     "facility.cli",            # receive, pki (the facility side)
     "facility.fleet.cli",      # fleet status/serve, + the actions in facility.fleet.cli.FLEET_ACTION_MODULES

@@ -48,6 +48,15 @@ def _print_report(name: str, rep: dict[str, Any], verbose: bool) -> None:
         print(f"   vendor keys {counts.get('vendor_keys')}, mapped terms {counts.get('mapped_terms')} "
               f"({counts.get('mapped_constant')} constant, {counts.get('variable_rows')} variable rows), "
               f"unmapped vendor keys {counts.get('unmapped_vendor_keys')}")
+        if counts.get("vendor_keys_mapped") is not None:
+            print(f"   vendor keys read by a term {counts['vendor_keys_mapped']}, "
+                  f"values kept verbatim (unparsed) {counts.get('unparsed_values', 0)}")
+    if rep.get("encodings"):
+        print("   encodings: " + ", ".join(f"{k} {v}" for k, v in rep["encodings"].items()))
+    if rep.get("rde_template"):
+        t = rep["rde_template"]
+        print(f"   RDE template {t['source']}: {t['written']} values written in its vocabulary "
+              "(meta/metadata.json); labedge's own terms below are in labedge/labedge_metadata.json")
     shown = rep.get("mapped") or []
     if not verbose:
         shown = [m for m in shown if m["where"] in ("constant", "variable[0]")]
@@ -82,7 +91,8 @@ def run_translate(args: argparse.Namespace) -> int:
             shutil.copy2(f, dst)
             copies.append(dst)
         outcome = translate_into(copies, data, translator=args.translator, timeout_s=args.timeout,
-                                 memory_mb=args.memory_mb)
+                                 memory_mb=args.memory_mb,
+                                 rde_template=Path(args.rde_template).resolve() if args.rde_template else None)
         failures += not outcome.ok
         results.append({"name": name, "data_dir": str(data), **outcome.report})
         if not args.json:
@@ -117,6 +127,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement (default 120)")
     p.add_argument("--memory-mb", type=int, default=2048, help="memory limit of the translator (default 2048)")
     p.add_argument("--json", action="store_true", help="print the translation reports as JSON")
+    p.add_argument("--rde-template", metavar="METADATA_DEF",
+                   help="an official RDE template's metadata-def.json: write metadata in its vocabulary")
     p.add_argument("-v", "--verbose", action="store_true", help="show mapped terms of every scan")
     p.set_defaults(func=run_translate)
     q = subparsers.add_parser("translators", help="list installed translators with version and load errors")

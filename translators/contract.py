@@ -78,6 +78,11 @@ class TranslationResult:
     #: Optional per-result vocabulary, for translators configured by data (generic-text);
     #: when None the writer uses ``translator.vocabulary()``.
     vocabulary: dict[str, Any] | None = None
+    #: Vendor keys (paths in ``original``) a translator that maps in code has read, so the
+    #: report's mapped/unmapped counts are true; vocabulary-mapped keys are found by themselves.
+    used_keys: list[str] = field(default_factory=list)
+    #: Text encoding used per file or member (``translators.safeio.decode_text`` records it).
+    encodings: dict[str, str] = field(default_factory=dict)
     #: Optional short stem for output files (``structured/<stem>.csv`` etc.); default: first raw file's stem.
     stem: str | None = None
 

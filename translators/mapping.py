@@ -16,6 +16,8 @@ import re
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
+from translators import progress
+
 _DT_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%y %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M:%S",
                "%m/%d/%Y %H:%M", "%m/%d/%y %H:%M", "%Y-%m-%d", "%m/%d/%y", "%m/%d/%Y", "%d-%b-%Y %H:%M:%S")
 _NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -81,6 +83,7 @@ def apply_vocabulary(source: Mapping[str, Any], vocab: Mapping[str, Any], *,
     """
     out: dict[str, Any] = {}
     warnings: list[str] = []
+    used: list[str] = []
     suffixes: dict[str, str] | None = None
     for key, term in vocab.items():
         if variable is not None and bool(term.get("variable")) != variable:
@@ -106,11 +109,15 @@ def apply_vocabulary(source: Mapping[str, Any], vocab: Mapping[str, Any], *,
                     suffixes = _suffix_index(source)
                 unit_key = suffixes.get(unit_key, unit_key)
             if unit_key and term.get("unit") and _present(source.get(unit_key)):
+                used.append(unit_key)
                 value = convert_unit(value, str(source[unit_key]), term["unit"])
         except (MappingError, ValueError, TypeError) as exc:
-            warnings.append(f"{orig}: {exc}; {key} left out")
+            warnings.append(f"{orig}: {exc}; {key} left out (the value stays in original_metadata.json)")
             continue
         out[key] = value
+        used.append(orig)
+    # what a parser has mapped survives a later exception (see translators.progress)
+    progress.mapped(source, out if variable is not True else {}, used)
     return out, warnings
 
 

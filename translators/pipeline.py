@@ -70,11 +70,13 @@ def _move_tree(src: Path, dst: Path) -> list[Path]:
 
 def translate_into(raw_files: list[Path], data_dir: Path, *, translator: str = "auto",
                    timeout_s: float = 120.0, memory_mb: int = 2048,
-                   source_sha256: dict[Path, str] | None = None) -> TranslationOutcome:
+                   source_sha256: dict[Path, str] | None = None,
+                   rde_template: Path | None = None) -> TranslationOutcome:
     """Translate ``raw_files`` (copies already in the spool) into ``data_dir``.
 
     ``source_sha256`` gives hashes already computed while copying, so provenance does not read
-    the files again.
+    the files again. ``rde_template``: an official RDE template's metadata-def.json; the package's
+    metadata is written in its vocabulary (``translators.rde_template``).
 
     Never raises for a bad instrument file: the error goes into the outcome and the
     translation report. Raises OSError only for the agent's own disk problems (ENOSPC).
@@ -91,7 +93,8 @@ def translate_into(raw_files: list[Path], data_dir: Path, *, translator: str = "
         request = staging / "request.json"
         write_json(request, {"raw_files": [str(p) for p in raw], "out_dir": str(out),
                              "translator": translator, "memory_mb": int(memory_mb), "sha256": known,
-                             "parent_pid": os.getpid()})
+                             "parent_pid": os.getpid(),
+                             "rde_template": str(rde_template) if rde_template else None})
         if not raw:
             report = failure_report(raw, status="untranslated", error="no raw files were given",
                                     known_sha256=known)

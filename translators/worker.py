@@ -100,8 +100,11 @@ def run_request(req: dict[str, Any]) -> int:
     # Tell the parent who is working, so a crash or a hang can still be attributed.
     write_json(out.parent / "chosen.json", {"translator": translator.name, "version": translator.version})
     where = f"{translator.name} {translator.version}"
+    from translators import progress
+
+    error = None
     try:
-        result = translator.translate(raw)
+        result, error = progress.translate(translator, raw)
         if not isinstance(result, TranslationResult):
             raise TypeError(f"translate() returned {type(result).__name__}, not TranslationResult")
         vocab = result.vocabulary if result.vocabulary is not None else translator.vocabulary()
@@ -124,9 +127,18 @@ def run_request(req: dict[str, Any]) -> int:
               detail=traceback.format_exc(limit=8))
         return EXIT_FAILED
     report = write_outputs(result, vocab, raw, out, translator=translator.name, version=translator.version,
-                           known_sha256=_KNOWN_SHA256)
+                           known_sha256=_KNOWN_SHA256, error=error)
     if scores:
         report["sniff_scores"] = dict(scores)
+    if req.get("rde_template"):
+        from translators.rde_template import TemplateError, write_template
+
+        try:
+            report = write_template(out, Path(req["rde_template"]), report)
+        except TemplateError as exc:
+            report["warnings"] = list(report["warnings"]) + [f"{exc}; the package keeps labedge's vocabulary"]
+            report["status"] = "partial"
+    if scores or req.get("rde_template"):
         write_json(out / "labedge" / "translation_report.json", report)
     return EXIT_OK
 

@@ -109,8 +109,8 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
     return s
 
 
-def _map_block(values: dict[str, Any], vocab: dict[str, Any], where: str,
-               warnings: list[str], mapped: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _map_block(values: dict[str, Any], vocab: dict[str, Any], where: str, warnings: list[str],
+               mapped: list[dict[str, Any]], unparsed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
         if value is None:
@@ -123,7 +123,12 @@ def _map_block(values: dict[str, Any], vocab: dict[str, Any], where: str,
         try:
             v = coerce(value, term.get("schema", {}))
         except (ValueError, TypeError) as exc:
-            warnings.append(f"{where}: {key} ({term.get('originalName', key)}): {exc}; value dropped")
+            # never dropped silently: the text goes to the report verbatim, and status is partial
+            text = value if isinstance(value, str) else json.dumps(value, default=_json_default)
+            unparsed.append({"key": key, "where": where, "originalName": term.get("originalName"),
+                             "value": text[:MAX_VALUE_BYTES], "problem": str(exc)})
+            warnings.append(f"{where}: {key} ({term.get('originalName', key)}): {exc}; "
+                            "kept verbatim in the report (unparsed_values), not in metadata.json")
             continue
         entry: dict[str, Any] = {"value": v}
         if term.get("unit"):
@@ -134,13 +139,14 @@ def _map_block(values: dict[str, Any], vocab: dict[str, Any], where: str,
     return out
 
 
-def build_metadata(result: TranslationResult, vocab: dict[str, Any]
+def build_metadata(result: TranslationResult, vocab: dict[str, Any], unparsed: list[dict[str, Any]] | None = None
                    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """metadata.json content, the list of mapped terms, and warnings."""
+    """metadata.json content, the list of mapped terms, and warnings (bad values go to ``unparsed``)."""
     warnings: list[str] = []
     mapped: list[dict[str, Any]] = []
-    constant = _map_block(result.constant, vocab, "constant", warnings, mapped)
-    variable = [_map_block(row, vocab, f"variable[{i}]", warnings, mapped)
+    bad: list[dict[str, Any]] = [] if unparsed is None else unparsed
+    constant = _map_block(result.constant, vocab, "constant", warnings, mapped, bad)
+    variable = [_map_block(row, vocab, f"variable[{i}]", warnings, mapped, bad)
                 for i, row in enumerate(result.variable)]
     return {"constant": constant, "variable": variable}, mapped, warnings
 
@@ -161,13 +167,44 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def leaf_keys(obj: Any, prefix: str = "") -> list[str]:
+    """Vendor keys for the report's counts: leaf paths, where a list of plain values (an array,
+    a repeated key's values) is one key, not one key per element."""
+    if isinstance(obj, dict):
+        out: list[str] = []
+        for k, v in obj.items():
+            out += leaf_keys(v, f"{prefix}/{k}" if prefix else str(k))
+        return out
+    if isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in obj):
+        out = []
+        for i, v in enumerate(obj):
+            out += leaf_keys(v, f"{prefix}/{i}" if prefix else str(i))
+        return out
+    return [prefix]
+
+
+def _name_forms(name: str) -> set[str]:
+    """A vocabulary's vendor name and its spellings: 'A / B' alternatives, 'Mono.d_spacing' paths."""
+    out = set()
+    for alt in re.split(r"\s+/\s+|\s*;\s*", name.strip()):
+        alt = alt.strip()
+        if alt:
+            out |= {alt.lower(), alt.replace(".", "/").lower(), alt.replace(":", "/").lower()}
+    return out
+
+
 def unmapped_keys(original: dict[str, Any], mapped_original_names: Iterable[str]) -> list[str]:
     """Vendor leaf keys that no mapped vocabulary term points at (by full path or path suffix)."""
-    names = {n for n in mapped_original_names if n}
+    names: set[str] = set()
+    for n in mapped_original_names:
+        if n:
+            names |= _name_forms(str(n))
     out = []
-    for path in flatten(original):
-        parts = path.split("/")
+    for path in leaf_keys(original):
+        parts = path.lower().split("/")
         suffixes = {"/".join(parts[i:]) for i in range(len(parts))}
+        # an indexed element of a mapped list ("Region/3/@Name") counts through its list's name
+        suffixes |= {"/".join(p for p in s.split("/") if not p.isdigit()) for s in list(suffixes)}
         if not names & suffixes:
             out.append(path)
     return out
@@ -264,15 +301,17 @@ def write_h5(path: Path, arrays: Sequence[Any], root_attrs: dict[str, Any]) -> P
 
 def write_outputs(result: TranslationResult, vocab: dict[str, Any], raw_files: Sequence[Path],
                   out_dir: Path, *, translator: str, version: str,
-                  known_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+                  known_sha256: dict[str, str] | None = None, error: str | None = None) -> dict[str, Any]:
     """Write meta/, tasksupport/, structured/, main_image/, thumbnail/ and labedge/ under ``out_dir``.
 
     Returns the translation report (also written to labedge/translation_report.json).
     A failure to write one optional output (a preview, one table) becomes a warning; the
-    metadata and the report are always written.
+    metadata and the report are always written. ``error``: the parser stopped after its header
+    (see ``translators.progress``); what it read is written and the status is ``partial``.
     """
     warnings = list(result.warnings)
-    metadata, mapped, meta_warnings = build_metadata(result, vocab)
+    unparsed: list[dict[str, Any]] = []
+    metadata, mapped, meta_warnings = build_metadata(result, vocab, unparsed)
     warnings += meta_warnings
     stem = safe_name(result.stem or (raw_files[0].stem if raw_files else "data"))
     files: list[Path] = []
@@ -304,26 +343,32 @@ def write_outputs(result: TranslationResult, vocab: dict[str, Any], raw_files: S
                             out_dir / "thumbnail" / f"{stem}.png")
         except (PreviewError, ValueError, TypeError) as exc:
             warnings.append(f"preview image not drawn: {exc}")
-    used: set[str] = set()
+    used: set[str] = set(result.used_keys)
     for key in {m["key"] for m in mapped}:
         term = vocab.get(key, {})
         hints = term.get("labedge") or {}
         used.update(n for n in [term.get("originalName"), hints.get("unitFrom"), *hints.get("alt", [])] if n)
     unmapped = unmapped_keys(result.original, used)
-    vendor_keys = len(flatten(result.original))
+    found = len(leaf_keys(result.original))
+    kept = len(leaf_keys(json.loads((out_dir / "labedge" / "original_metadata.json").read_text(encoding="utf-8"))))
     report = {
         "format_version": REPORT_FORMAT,
-        "status": "partial" if warnings else "ok",
+        "status": "partial" if warnings or error else "ok",
         "translator": translator, "translator_version": version,
         "provenance": provenance(raw_files, translator, version, known_sha256),
-        "error": None,
-        "counts": {"vendor_keys": vendor_keys, "mapped_terms": len(mapped),
-                   "mapped_constant": len(metadata["constant"]),
-                   "variable_rows": len(metadata["variable"]),
-                   "unmapped_vendor_keys": len(unmapped),
+        "error": error,
+        # vendor keys: leaf keys of original_metadata.json (an array is one key);
+        # found = read from the files, kept = written to original_metadata.json,
+        # mapped = read by some vocabulary term, unmapped = found - mapped
+        "counts": {"vendor_keys": found, "vendor_keys_found": found, "vendor_keys_kept": kept,
+                   "vendor_keys_mapped": found - len(unmapped), "unmapped_vendor_keys": len(unmapped),
+                   "mapped_terms": len(mapped), "mapped_constant": len(metadata["constant"]),
+                   "variable_rows": len(metadata["variable"]), "unparsed_values": len(unparsed),
                    "tables": len(used_tables), "arrays": len(result.arrays)},
+        "encodings": dict(result.encodings),
         "mapped": mapped,
         "unmapped_vendor_keys": unmapped,
+        "unparsed_values": unparsed,
         "warnings": warnings,
     }
     report_path = out_dir / "labedge" / "translation_report.json"

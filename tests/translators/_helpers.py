@@ -78,12 +78,14 @@ def damaged_copies(srcs: list[Path], out_dir: Path, *, seed: int, rounds: int,
 
 def write_checked(translator: Any, raw: list[Path], out_dir: Path) -> tuple[Any, dict]:
     """Translate ``raw`` and write the outputs; no value may miss the vocabulary or be dropped."""
+    from translators import progress
     from translators.writer import write_outputs
 
-    result = translator.translate(raw)
+    result, error = progress.translate(translator, raw)
+    assert error is None, error
     rep = write_outputs(result, translator.vocabulary(), raw, out_dir,
                         translator=translator.name, version=translator.version)
-    bad = [w for w in rep["warnings"] if "not in the translator's vocabulary" in w or "value dropped" in w]
+    bad = [w for w in rep["warnings"] if "not in the translator's vocabulary" in w or "unparsed_values" in w]
     assert not bad, bad
     return result, rep
 

@@ -169,17 +169,32 @@ def _parse_v4(data: bytes, name: str) -> tuple[dict[str, Any], list[RawRange], l
         rg.start, rg.step = rg.meta["START_ANGLE"] or 0.0, rg.meta["STEP_SIZE"] or 0.0
         steps = rg.meta["STEPS"]
         dstart = off + 160 + extra
-        if datum != 4:
-            warnings.append(f"{name}: range {len(ranges) + 1} has {datum}-byte data points; only 4-byte floats "
-                            "are read, so this range keeps its metadata only")
+        aux = None
+        if datum not in (4, 8):
+            warnings.append(f"{name}: range {len(ranges) + 1} has {datum}-byte data points; only 4- and 8-byte "
+                            "points are read, so this range keeps its metadata only")
             n = 0
         else:
-            n = min(steps, max(0, (len(data) - dstart) // 4))
+            n = min(steps, max(0, (len(data) - dstart) // datum))
             if n < steps:
                 warnings.append(f"{name}: range {len(ranges) + 1} announces {steps} points, {n} present (truncated)")
         if rg.meta["SCAN_TYPE"] not in ("Locked Coupled", "Unlocked Coupled", ""):
             warnings.append(f"{name}: range {len(ranges) + 1} scan type {rg.meta['SCAN_TYPE']!r} is read as a "
                             "plain start/step scan; check the x axis")
+        if datum == 8 and n:
+            # DIFFRAC.EVA writes 8-byte points: a float32 intensity and a uint32 beside it
+            pts = np.frombuffer(data, dtype=[("counts", "<f4"), ("aux", "<u4")], count=n, offset=dstart)
+            rg.counts = pts["counts"].astype(float)
+            aux = np.unique(pts["aux"])
+            rg.meta["DATUM_SIZE"] = 8
+            rg.meta["DATUM_AUX_VALUES"] = [int(v) for v in aux[:8]]
+            if len(aux) > 1:
+                warnings.append(f"{name}: range {len(ranges) + 1}: the second word of its 8-byte points varies "
+                                f"({len(aux)} values); only the float intensity is used")
+            ranges.append(rg)
+            off = dstart + steps * datum
+            seg = r.u32(off, "the next range") if off + 4 <= len(data) else -1
+            continue
         rg.counts = np.frombuffer(data, dtype="<f4", count=n, offset=dstart).astype(float) if n else np.empty(0)
         ranges.append(rg)
         off = dstart + steps * max(datum, 1)

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from translators.safeio import decode_text as _detect_text
 from translators.common import best_score
 from translators.contract import (Array, CorruptFile, Preview, TranslationResult, TranslatorError,
                                   UnsupportedFile, load_vocabulary)
@@ -163,7 +164,7 @@ class FeiTiffTranslator:
         result = TranslationResult()
         try:
             raw = read_tag_bytes(path, (34682, 34680))
-            ini = parse_ini(raw.decode("utf-8", "replace"))
+            ini = parse_ini(_detect_text(raw.rstrip(b"\0"), where=path.name)[0])
         except TranslatorError:
             raise
         except (OSError, ValueError) as exc:

@@ -37,13 +37,15 @@ def _numeric(parts: list[str]) -> list[float] | None:
         return None
 
 
-def _decode(data: bytes, encodings: list[str]) -> str:
-    for enc in encodings:
-        try:
-            return data.decode(enc)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return data.decode("latin-1", errors="replace")
+def _decode(data: bytes, encodings: list[str], where: str = "") -> str:
+    """The mapping's encodings in order, or (none given) BOM / UTF-8 / legacy code page detection."""
+    from translators.safeio import decode_text, without_trailing_junk
+
+    try:
+        text = decode_text(data, tuple(encodings) or None, where=where)[0].lstrip("\ufeff")
+    except LookupError:  # a mapping naming an unknown codec
+        text = decode_text(data, where=where)[0].lstrip("\ufeff")
+    return without_trailing_junk(text, where) if where else text
 
 
 class GenericTextTranslator:
@@ -108,19 +110,31 @@ class GenericTextTranslator:
             hint = f" (mapping errors: {'; '.join(errors)})" if errors else ""
             raise UnsupportedFile("no generic-text mapping matches " + ", ".join(p.name for p in paths) + hint)
         path, m = chosen
-        text = _decode(read_bytes(path), m.encodings)
+        text = _decode(read_bytes(path), m.encodings, path.name)
         lines = text.splitlines()
         start = self._data_start(lines, m)
+        stop = len(lines)
+        if m.data_after:
+            marker = next((i for i, ln in enumerate(lines) if ln.strip() == m.data_after), None)
+            if marker is None:
+                self._keep_header(lines, m)
+                raise CorruptFile(f"{path.name}: no {m.data_after!r} line, where the mapping {m.name!r} "
+                                  "expects the data block")
+            sub = self._data_start(lines[marker + 1:], m)
+            start = None if sub is None else marker + 1 + sub
+        if start is not None and m.data_stop:
+            stop = next((i for i in range(start, len(lines)) if lines[i].strip().startswith(m.data_stop)), len(lines))
         if start is None:
+            self._keep_header(lines, m)
             raise CorruptFile(f"{path.name}: header found but no rows of at least {m.min_columns} numbers follow; "
                               "truncated or not a data file")
         header_lines = lines[:start]
         header = self._header_keys("\n".join(header_lines), m)
         warnings: list[str] = []
-        names_line = header_lines[-1] if header_lines else ""
+        names_line = header_lines[-1] if header_lines and m.column_names == "line" else ""
         rows, bad = [], 0
         width = len(_numeric(_split_row(lines[start].strip(), m.delimiter)) or [])
-        for ln in lines[start:]:
+        for ln in lines[start:stop]:
             if not ln.strip():
                 continue
             vals = _numeric(_split_row(ln.strip(), m.delimiter))
@@ -151,6 +165,15 @@ class GenericTextTranslator:
                                  tables=[Table(path.stem, columns, units)], preview=preview,
                                  warnings=warnings, vocabulary=vocab, stem=path.stem)
 
+    def _keep_header(self, lines: list[str], m: TextMapping) -> None:
+        """The data block is missing: the header is still translated (partial, see translators.progress)."""
+        from translators import progress
+
+        header = self._header_keys("\n".join(lines), m)
+        vocab = {**load_vocabulary(__file__), **m.vocabulary()}
+        constant, _ = apply_vocabulary({**header, "labedge:mapping": m.name}, vocab)
+        progress.header_read({"mapping": {"name": m.name, "version": m.version}, "header": header}, constant, vocab)
+
     @staticmethod
     def _data_start(lines: list[str], m: TextMapping) -> int | None:
         """First line that begins a run of numeric rows (3 in a row, or up to the end of the file)."""
@@ -167,7 +190,9 @@ class GenericTextTranslator:
     def _columns(names_line: str, width: int, m: TextMapping, arr: np.ndarray,
                  warnings: list[str]) -> tuple[dict[str, Any], dict[str, str | None]]:
         names = _split_row(names_line.strip().lstrip("#;% ").strip(), m.delimiter) if names_line else []
-        if len(names) != width:
+        if m.column_names == "numbered":
+            names = [f"x{i + 1}" for i in range(width)]
+        elif len(names) != width:
             warnings.append(f"column-name line has {len(names)} names for {width} columns; columns are numbered")
             names = [f"column{i + 1}" for i in range(width)]
         columns: dict[str, Any] = {}

@@ -47,6 +47,12 @@ class TextMapping:
     columns: dict[str, tuple[str, str | None]]  # original (lower-case) -> (name, unit)
     terms: list[dict[str, Any]]
     plot: dict[str, str] = field(default_factory=dict)
+    #: block-structured files: data rows start after the line equal to ``data_after`` (e.g.
+    #: "[NetCounts]") and end at the first line starting with ``data_stop`` (e.g. "[")
+    data_after: str = ""
+    data_stop: str = ""
+    #: "line" = the line before the data names the columns; "numbered" = a grid without names
+    column_names: str = "line"
 
     def vocabulary(self) -> dict[str, Any]:
         vocab: dict[str, Any] = {}
@@ -104,14 +110,22 @@ def parse_mapping(doc: dict[str, Any], source: str) -> TextMapping:
     return TextMapping(
         name=_req(m, "name", f"{source}: [mapping]", str), version=str(m.get("version", "1")),
         description=str(m.get("description", "")), source=source,
-        encodings=list(m.get("encodings", ["utf-8-sig", "cp932", "latin-1"])),
+        encodings=list(m.get("encodings", [])),  # empty: detect (BOM, UTF-8, cp932/cp1252)
         suffixes=[s.lower() for s in match.get("suffixes", [".txt", ".dat", ".csv"])],
         required_keys=[k.lower() for k in match.get("required_keys", [])],
         header_contains=[str(h) for h in match.get("header_contains", [])],
         separators=list(header.get("separators", [":", "=", "\t"])),
         comment_prefixes=list(header.get("comment_prefixes", ["#", ";"])),
         delimiter=str(data.get("delimiter", "auto")), min_columns=int(data.get("min_columns", 2)),
-        columns=cols, terms=terms, plot={k: str(v) for k, v in plot.items()})
+        columns=cols, terms=terms, plot={k: str(v) for k, v in plot.items()},
+        data_after=str(data.get("start_after", "")), data_stop=str(data.get("stop_at", "")),
+        column_names=_choice(data.get("column_names", "line"), ("line", "numbered"), f"{source}: [data] column_names"))
+
+
+def _choice(v: Any, allowed: tuple[str, ...], where: str) -> str:
+    if v not in allowed:
+        raise MappingFileError(f"{where} is {v!r}; allowed: {', '.join(allowed)}")
+    return str(v)
 
 
 def load_mapping_file(path: Path) -> TextMapping:

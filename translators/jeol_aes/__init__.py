@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from translators.progress import track
+from translators.safeio import decode_text as _detect_text, read_text_head
 from translators.common import best_score, first_matching, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 
@@ -25,14 +27,12 @@ _BLOCKS = ("COMMENT", "OPERATOR", "SPC_HISTORY")  # "$AP_X" ... "$AP_END_X" free
 
 
 def _is_para(p: Path) -> bool:
-    with open(p, "rb") as fh:
-        h = fh.read(512)
+    h = read_text_head(p, 512)
     return h.startswith(b"#@(#) AP_") and b"$AP_SYSTEM_ID" in h and b"$AP_PENERGY" in h
 
 
 def _is_id(p: Path) -> bool:
-    with open(p, "rb") as fh:
-        h = fh.read(512)
+    h = read_text_head(p, 512)
     return h.startswith(b"#@(#) AP_") and b"$AP_ACQDATE" in h and b"$AP_PENERGY" not in h
 
 
@@ -109,6 +109,7 @@ class JeolAesTranslator:
             for k, v in parse_tags(_read_text(idf)).items():
                 tags.setdefault(k, v)
         res = TranslationResult(original={"para": tags})
+        tags = track(tags, "para")  # the report counts the tags the code below reads as mapped
         res.constant = _constant(tags)
         rois = _rois(tags)
         res.variable = [r["meta"] for r in rois]
@@ -150,7 +151,7 @@ class JeolAesTranslator:
 def _read_text(p: Path) -> str:
     if p.stat().st_size > MAX_TEXT:
         raise CorruptFile(f"{p.name}: {p.stat().st_size} bytes is too large for a JEOL tag file")
-    return p.read_bytes().decode("cp932", "replace")
+    return _detect_text(p.read_bytes(), where=p.name)[0].lstrip("\ufeff\r\n\t ")
 
 
 def _constant(t: dict[str, Any]) -> dict[str, Any]:

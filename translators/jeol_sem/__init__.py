@@ -57,21 +57,31 @@ TABLE: dict[str, tuple[list[str], str, float]] = {
 STAGE_KEYS = ("stage_x", "stage_y", "stage_z", "stage_tilt", "stage_rotation")
 
 
-def decode_text(raw: bytes) -> str:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("cp932", "replace")
+def decode_text(raw: bytes, where: str = "") -> str:
+    from translators.safeio import decode_text as detect
+
+    text, _ = detect(raw, where=where)
     return text.replace("ｵm", "µm").replace("\u03bcm", "µm")
 
 
 def parse_sidecar(text: str) -> dict[str, str]:
+    """Key -> value; of a repeated key the first value (all of them: :func:`repeated_keys`)."""
     out: dict[str, str] = {}
     for line in text.splitlines():
         m = _LINE.match(line.strip())
         if m:
             out.setdefault(m.group(1), m.group(2).strip())
     return out
+
+
+def repeated_keys(text: str) -> dict[str, list[str]]:
+    """Every value of each key that occurs more than once, in file order (never flattened away)."""
+    seen: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        m = _LINE.match(line.strip())
+        if m:
+            seen.setdefault(m.group(1), []).append(m.group(2).strip())
+    return {k: v for k, v in seen.items() if len(v) > 1}
 
 
 def _value(raw: str | None, kind: str, factor: float) -> Any:
@@ -200,8 +210,12 @@ class JeolSemTranslator:
         if txt.stat().st_size > MAX_TEXT:
             raise CorruptFile(f"{txt.name}: {txt.stat().st_size} bytes is too large for a JEOL "
                               f"sidecar (at most {MAX_TEXT})")
-        keys = parse_sidecar(decode_text(txt.read_bytes()))
+        sidecar_text = decode_text(txt.read_bytes(), txt.name)
+        keys = parse_sidecar(sidecar_text)
         result = TranslationResult(original={"sidecar": keys})
+        repeats = repeated_keys(sidecar_text)
+        if repeats:
+            result.original["sidecar_repeated"] = repeats
         result.constant, result.warnings = map_sidecar(keys)
         result.constant["file_name"] = txt.name
         images = [Path(p) for p in paths if Path(p).suffix.lower() in IMAGE_EXTS

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from translators.common import require_file, text
-from translators.contract import Array, CorruptFile, Preview, Table, TranslationResult, load_vocabulary
+from translators.contract import Array, CorruptFile, Preview, Table, TranslationResult, UnsupportedFile, load_vocabulary
 from translators.nexus.units import convert
 from translators.nexus.walk import MAX_TABLE_POINTS, Node, Walk, read_array, walk
 
@@ -57,6 +57,13 @@ _ROOT = {"nexus_version": "NeXus_version", "hdf5_version": "HDF5_Version", "crea
          "file_time": "file_time"}
 
 
+def _is_hdf4(p: Path) -> bool:
+    """HDF4 magic number 0x0e031301 (h5py cannot open these)."""
+    from translators.safeio import read_head
+
+    return read_head(p, 4) == b"\x0e\x03\x13\x01"
+
+
 def _is_hdf5(p: Path) -> bool:
     with open(p, "rb") as fh:
         # HDF5 allows a user block (power of two >= 512 bytes) before the superblock;
@@ -80,6 +87,9 @@ class NexusTranslator:
         best = 0.0
         for p in paths:
             try:
+                if _is_hdf4(Path(p)):
+                    best = max(best, 0.4)  # ours to explain: HDF4 NeXus, not supported
+                    continue
                 if not _is_hdf5(Path(p)):
                     continue
                 best = max(best, 0.5)
@@ -95,6 +105,11 @@ class NexusTranslator:
         return best
 
     def translate(self, paths: Sequence[Path]) -> TranslationResult:
+        hdf4 = next((Path(p) for p in paths if _is_hdf4(Path(p))), None)
+        if hdf4 is not None and not any(_is_hdf5(Path(p)) for p in paths):
+            raise UnsupportedFile(f"{hdf4.name}: an HDF4 file (NeXus 1.x container); HDF4 is not supported, "
+                                  "only HDF5 NeXus is (convert with the HDF Group's h4toh5 tool); "
+                                  "the raw file is kept unchanged")
         path = require_file(paths, _is_hdf5, "no HDF5 file (missing the HDF5 signature)")
         import h5py
         try:
@@ -110,9 +125,12 @@ class NexusTranslator:
             entries = [p for p, g in w.groups.items() if g["class"] == "NXentry" and p.count("/") == 1]
             if not entries:
                 res.warnings.append(f"{path.name}: no NXentry group; plain HDF5 mapped by name only")
+            _USED.clear()
             res.constant = _constant(w, entries, res.warnings, path.name)
             _data(w, entries, res)
             res.original = _original(w)
+            res.used_keys = [f"datasets/{p}/{leaf}" for p in _USED for leaf in ("value", "attrs/units")]
+            res.used_keys += [f"root_attrs/{a}" for a in _ROOT.values()]
         return res
 
 
@@ -121,8 +139,13 @@ def _find(w: Walk, entry: str | None, cls: str, name: str) -> Node | None:
         if entry and not p.startswith(entry + "/"):
             continue
         if n.name == name and n.parent_class == cls and n.value is not None:
+            _USED.append(n.path)
             return n
     return None
+
+
+#: dataset paths a vocabulary term was read from, for the report's true mapped/unmapped counts
+_USED: list[str] = []
 
 
 def _text(v: Any) -> str | None:

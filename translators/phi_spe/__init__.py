@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from translators import progress
+from translators.safeio import decode_text as _detect_text, read_text_head, text_start
 from translators.common import best_score, require_file, text
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 
@@ -45,24 +47,23 @@ _STR = {"Technique": "technique", "FileType": "file_type", "InstrumentModel": "i
 
 
 def _split(raw: bytes, name: str) -> tuple[list[str], bytes]:
+    raw = text_start(raw)  # a BOM or blank lines before SOFH
     m = re.search(rb"EOFH\r?\n", raw)
     if not raw.startswith(b"SOFH") or m is None:
         raise CorruptFile(f"{name}: no 'EOFH' end-of-header marker (truncated PHI file)")
-    text = raw[:m.start()].decode("latin-1")
+    text = _detect_text(raw[:m.start()], where=name)[0]
     return [ln.strip() for ln in text.splitlines() if ln.strip()], raw[m.end():]
 
 
 def _score(p: Path) -> float:
-    with open(p, "rb") as fh:
-        h = fh.read(65536)
+    h = read_text_head(p, 65536)
     if not h.startswith(b"SOFH"):
         return 0.0
     return 0.97 if b"EOFH" in h or b"Technique:" in h else 0.7
 
 
 def _starts_sofh(p: Path) -> bool:
-    with open(p, "rb") as fh:
-        return fh.read(4) == b"SOFH"
+    return read_text_head(p, 4) == b"SOFH"
 
 
 class PhiSpeTranslator:
@@ -98,9 +99,13 @@ class PhiSpeTranslator:
         tech = str(header.get("Technique", "")).upper()
         regions = [_region(path.name, d) for d in _as_list(header.get("SpectralRegDef"))]
         n_areas = _int(header.get("NoSpatialArea")) or 1
-        if str(header.get("FileType", "SPECTRUM")).strip().upper() != "SPECTRUM":
+        ftype = str(header.get("FileType", "SPECTRUM")).strip().upper()
+        progress.header_read(res.original, res.constant)
+        if ftype == "DEPTHPRO":
+            return _depth_profile(path.name, binary, regions, tech, res)
+        if ftype != "SPECTRUM":
             res.warnings.append(f"{path.name}: FileType {header.get('FileType')!r}: header "
-                                "translated, binary data left in raw/ (only SPECTRUM is decoded)")
+                                "translated, binary data left in raw/ (SPECTRUM and DEPTHPRO are decoded)")
             return res
         specs = _binary(path.name, binary, len(regions) * n_areas)
         k = 0
@@ -124,6 +129,57 @@ class PhiSpeTranslator:
                                           y_label=f"intensity ({spec['unit'] or 'a.u.'})",
                                           title=f"{r['name']} {tech}")
         return res
+
+
+def _depth_profile(name: str, binary: bytes, regions: list[dict[str, Any]], tech: str,
+                   res: TranslationResult) -> TranslationResult:
+    """Spectra per region and cycle (HDF5), the profile (sputter time vs intensity, CSV), a plot."""
+    from translators.contract import Array
+    from translators.phi_spe.depth import read_entries
+
+    entries = read_entries(name, binary)
+    spectral = [e for e in entries if e["axes"][0] == "pnt"]
+    per_cycle = {e["unit"]: e for e in entries if e["axes"] == ("cyc", "reg")}
+    by_index = {r["index"]: r for r in regions}
+    xname = "binding energy" if tech.startswith("XPS") else "kinetic energy"
+    for e in spectral:
+        r = by_index.get(e["region"]) or (regions[len(res.variable)] if len(res.variable) < len(regions) else None)
+        if r is None:
+            res.warnings.append(f"{name}: depth-profile entry for region {e['region']} has no SpectralRegDef")
+            continue
+        v = _variable(r, 1, {"n": e["n"], "nscans": e["m"], "unit": e["unit"]}, tech)
+        v.pop("number_of_scans", None)
+        v["number_of_cycles"] = e["m"]
+        res.variable.append(v)
+        tag = re.sub(r"[^A-Za-z0-9]+", "_", r["name"]).strip("_")
+        res.arrays.append(Array(f"region{r['index']:02d}_{tag}", e["data"],
+                                {"region": r["name"], "unit": e["unit"] or "", "dims": "cycle, point"},
+                                {xname: {"offset": r["start"], "scale": r["step"], "unit": "eV"}}))
+    times = per_cycle.get("s")
+    prof = per_cycle.get("c/s") or next((e for k, e in per_cycle.items() if k != "s"), None)
+    if prof is not None:
+        names = [r["name"] for r in regions][:prof["m"]]
+        cycles = np.arange(prof["n"], dtype=float)
+        x = times["data"][0] if times is not None and times["n"] == prof["n"] else cycles
+        cols: dict[str, Any] = {"cycle": cycles}
+        units: dict[str, str | None] = {"cycle": None}
+        if times is not None:
+            cols["sputter time"], units["sputter time"] = x, "s"
+        for j, nm in enumerate(names):
+            cols[nm], units[nm] = prof["data"][j], prof["unit"]
+        res.tables.append(Table(name="depth_profile", columns=cols, units=units))
+        res.preview = Preview(x=x, y=[prof["data"][j] for j in range(len(names))],
+                              x_label="sputter time (s)" if times is not None else "cycle",
+                              y_label=f"intensity ({prof['unit'] or 'a.u.'})", title=f"{tech} depth profile")
+    else:
+        res.warnings.append(f"{name}: no per-cycle profile entry; the spectra are in the HDF5 file")
+    if spectral and res.preview is None:
+        e = spectral[0]
+        res.preview = Preview(image=e["data"], title="cycle x energy")
+    res.constant["number_of_cycles"] = spectral[0]["m"] if spectral else None
+    if res.constant["number_of_cycles"] is None:
+        del res.constant["number_of_cycles"]
+    return res
 
 
 def _as_list(v: Any) -> list[str]:

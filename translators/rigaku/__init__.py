@@ -11,7 +11,7 @@ from translators.common import best_score, pick_target
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 from translators.mapping import map_sources
 from translators.rigaku.ras import RasScan, parse_ras
-from translators.safeio import (decode_text, is_zip, open_zip, parse_xml, read_bytes, read_head,
+from translators.safeio import (text_start, decode_text, is_zip, open_zip, parse_xml, read_bytes, read_head,
                                 xml_to_dict, zip_member)
 from translators.writer import flatten
 
@@ -29,8 +29,8 @@ def _axis_column(header: dict[str, Any]) -> str:
 
 
 def _score(p: Path) -> float:
-    head = read_head(p, 256)
     suffix = p.suffix.lower()
+    head = read_head(p, 256) if suffix == ".rasx" else text_start(read_head(p, 512))[:256]
     if head.startswith(b"*RAS_DATA_START") or head.startswith(b"*RAS_HEADER_START"):
         return 1.0
     if suffix == ".ras" and b"*RAS_" in head:
@@ -61,7 +61,7 @@ class RigakuTranslator:
         return self._result(target, sources, data, original, warnings)
 
     def _read_ras(self, path: Path) -> tuple[list[dict[str, Any]], list[np.ndarray | None], dict, list[str]]:
-        text, enc = decode_text(read_bytes(path))
+        text, enc = decode_text(read_bytes(path), where=path.name)
         scans, warnings = parse_ras(text, path.name)
         original: dict[str, Any] = {"encoding": enc}
         if len(scans) == 1:
@@ -110,7 +110,7 @@ class RigakuTranslator:
                     warnings.append(f"{path.name}: {profile} is missing; scan {idx} has metadata only")
                     data.append(None)
                     continue
-                text, _ = decode_text(zip_member(zf, profile, path.name))
+                text, _ = decode_text(zip_member(zf, profile, path.name), where=f"{path.name}/{profile}")
                 rows = [ln.split() for ln in text.splitlines() if ln.strip()]
                 try:
                     arr = np.asarray(rows, dtype=float)

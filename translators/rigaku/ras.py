@@ -81,7 +81,15 @@ def parse_ras(text: str, name: str) -> tuple[list[RasScan], list[str]]:
         if block == "header" and cur is not None:
             m = _KV.match(line)
             if m:
-                cur.header["*" + m.group(1)] = m.group(2) if m.group(2) is not None else (m.group(3) or "").strip()
+                key = "*" + m.group(1)
+                value = m.group(2) if m.group(2) is not None else (m.group(3) or "").strip()
+                if key in cur.header:  # a repeated key keeps every value: KEY, KEY#2, KEY#3 ...
+                    n = 2
+                    while f"{key}#{n}" in cur.header:
+                        n += 1
+                    cur.header[f"{key}#{n}"] = value
+                else:
+                    cur.header[key] = value
             elif line:
                 warnings.append(f"{name} line {lineno}: not a *KEY \"value\" header line; skipped")
         elif block is not None:

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from translators.safeio import decode_text as _detect_text, without_trailing_junk
 from translators.common import best_score, put, require_file, text, to_int
 from translators.contract import Array, CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 
@@ -96,7 +97,7 @@ class ScientaTxtTranslator:
 
 
 def _sections(path: Path) -> tuple[dict[tuple[str, int], dict[str, str]], dict[int, np.ndarray]]:
-    lines = path.read_bytes().decode("utf-8", "replace").lstrip("\ufeff").splitlines()
+    lines = without_trailing_junk(_detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff"), path.name).splitlines()
     sections: dict[tuple[str, int], dict[str, str]] = {}
     data: dict[int, np.ndarray] = {}
     cur: tuple[str, int] | None = None

@@ -17,6 +17,7 @@ import numpy as np
 
 from translators.common import best_score, num, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
+from translators.safeio import read_text_head, text_start
 from translators.specs.common import MODES
 
 MAX_BYTES = 256 * 1024 * 1024
@@ -29,8 +30,7 @@ def _is_xml(head: bytes) -> bool:
 
 
 def _is_xml_file(p: Path) -> bool:
-    with open(p, "rb") as fh:
-        return _is_xml(fh.read(8192))
+    return _is_xml(read_text_head(p, 8192))
 
 
 class SpecsXmlTranslator:
@@ -48,13 +48,17 @@ class SpecsXmlTranslator:
         path = require_file(paths, _is_xml_file, "no SpecsLab2 XML file")
         if path.stat().st_size > MAX_BYTES:
             raise CorruptFile(f"{path.name}: larger than {MAX_BYTES} bytes")
-        raw = path.read_bytes()
+        raw = text_start(path.read_bytes())
         if b"<!ENTITY" in raw:  # entity expansion is the XML bomb vector; SpecsLab never uses it
             raise CorruptFile(f"{path.name}: XML declares entities, which SpecsLab files never do")
         try:
             root = ET.fromstring(raw)
         except ET.ParseError as e:
-            raise CorruptFile(f"{path.name}: XML is not well formed ({e}); truncated?") from None
+            from translators.safeio import parse_until_root_end
+
+            root = parse_until_root_end(raw, path.name)  # trailing bytes after the document
+            if root is None:
+                raise CorruptFile(f"{path.name}: XML is not well formed ({e}); truncated?") from None
         res = TranslationResult()
         c: dict[str, Any] = {}
         m = re.search(rb"<!--\s*(CORBA XML document created by [^>]*?)-->", raw[:1000])

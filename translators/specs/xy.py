@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from translators.safeio import decode_text as _detect_text, read_text_head, without_trailing_junk
 from translators.common import best_score, num, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 from translators.specs.common import MODES
@@ -36,8 +37,7 @@ def _is_xy(head: bytes) -> bool:
 
 
 def _is_xy_file(p: Path) -> bool:
-    with open(p, "rb") as fh:
-        return _is_xy(fh.read(2048))
+    return _is_xy(read_text_head(p, 2048))
 
 
 class SpecsXyTranslator:
@@ -56,7 +56,7 @@ class SpecsXyTranslator:
                             "(expected '# Created by: SpecsLab Prodigy')")
         if path.stat().st_size > MAX_BYTES:
             raise CorruptFile(f"{path.name}: larger than {MAX_BYTES} bytes")
-        lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        lines = without_trailing_junk(_detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff"), path.name).splitlines()
         file_hdr: dict[str, str] = {}
         regions: list[dict[str, Any]] = []
         group = None
@@ -93,7 +93,7 @@ class SpecsXyTranslator:
                 raise CorruptFile(f"{path.name}: line {k}: data row before any '# Cycle: .., Curve: ..' header")
             parts = s.split()
             try:
-                block["rows"].append([float(x) for x in parts[:2]])
+                block["rows"].append([float(x) for x in parts])
             except ValueError:
                 raise CorruptFile(f"{path.name}: line {k}: data row is not numeric: {s[:60]!r}") from None
             if len(parts) < 2:
@@ -107,20 +107,35 @@ class SpecsXyTranslator:
         c: dict[str, Any] = {}
         put(c, "software", text(file_hdr.get("Created by")))
         put(c, "energy_axis", text(file_hdr.get("Energy Axis")))
-        put(c, "intensity_mode", text(file_hdr.get("Count Rate")))
+        # Prodigy writes "Count Rate: Counts per Second"; SpecsLab2 writes "Counts Per Second: yes"
+        cps_flag = (file_hdr.get("Counts Per Second") or "").strip().lower()
+        rate = file_hdr.get("Count Rate") or ({"yes": "Counts per Second", "no": "Counts"}.get(cps_flag))
+        put(c, "intensity_mode", text(rate))
         put(c, "group", text(regions[0]["meta"].get("Group")))
         c["number_of_regions"] = len(regions)
         res.constant = c
-        xname = "binding energy" if "binding" in (file_hdr.get("Energy Axis") or "").lower() else "kinetic energy"
-        yunit = "counts/s" if "second" in (file_hdr.get("Count Rate") or "").lower() else "counts"
+        # Prodigy: "Energy Axis: Binding Energy"; SpecsLab2: "Kinetic Energy Axis: no" (+ "values in binding energy")
+        axis = (file_hdr.get("Energy Axis") or "").lower()
+        ke_flag = (file_hdr.get("Kinetic Energy Axis") or "").strip().lower()
+        binding = "binding" in axis or ke_flag == "no" or any(
+            ln.strip().lstrip("#").strip().lower() == "values in binding energy" for ln in lines[:200])
+        xname = "binding energy" if binding else "kinetic energy"
+        if not axis and ke_flag:
+            put(c, "energy_axis", "Binding Energy" if binding else "Kinetic Energy")
+        yunit = "counts/s" if "second" in (rate or "").lower() else "counts"
+        res.used_keys = ["file/" + k for k in ("Created by", "Energy Axis", "Count Rate", "Counts Per Second",
+                                                 "Kinetic Energy Axis")]
+        res.used_keys += [f"regions/{i}/meta/{k}" for i in range(len(regions))
+                          for k in (*_REG, *_REG_NUM, *_REG_INT, "Scan Mode", "Acquisition Date", "Group")]
         for ri, r in enumerate(regions, start=1):
-            v = _variable(r["meta"], r["blocks"])
+            v = _variable(r["meta"], r["blocks"], res.warnings, path.name)
             res.variable.append(v)
             npts = v.get("number_of_points")
             cols: dict[str, Any] = {}
             units: dict[str, str | None] = {}
             for b in r["blocks"]:
-                rows = np.asarray(b["rows"], dtype=float).reshape(-1, 2)
+                width = min((len(x) for x in b["rows"]), default=2)
+                rows = np.asarray([x[:width] for x in b["rows"]], dtype=float).reshape(-1, max(2, width))
                 if npts is not None and rows.shape[0] != npts:
                     raise CorruptFile(f"{path.name}: line {b['line']}: block '{b['id']}' has "
                                       f"{rows.shape[0]} rows but Values/Curve is {npts} (truncated file)")
@@ -132,6 +147,10 @@ class SpecsXyTranslator:
                     continue  # a block on another axis stays in raw/ only
                 tag = re.sub(r"[^A-Za-z0-9]+", " ", b["id"]).strip().lower()
                 cols[tag], units[tag] = rows[:, 1], yunit
+                labels = (b["meta"].get("ColumnLabels") or r["meta"].get("ColumnLabels") or "").split()
+                for j in range(2, rows.shape[1]):  # e.g. the transmission function column
+                    extra = f"{tag} {labels[j] if j < len(labels) else f'column {j + 1}'}"
+                    cols[extra], units[extra] = rows[:, j], None
             if not cols:
                 raise CorruptFile(f"{path.name}: region {r['meta'].get('Region')!r} has no data "
                                   "block (truncated file)")
@@ -145,7 +164,8 @@ class SpecsXyTranslator:
         return res
 
 
-def _variable(meta: dict[str, str], blocks: list[dict[str, Any]]) -> dict[str, Any]:
+def _variable(meta: dict[str, str], blocks: list[dict[str, Any]], warnings: list[str],
+              name: str) -> dict[str, Any]:
     v: dict[str, Any] = {}
     for key, voc in _REG.items():
         put(v, voc, text(meta.get(key)))
@@ -166,6 +186,10 @@ def _variable(meta: dict[str, str], blocks: list[dict[str, Any]]) -> dict[str, A
             try:
                 dt = datetime(y, int(m[1]), int(m[2]), int(m[4]), int(m[5]), int(m[6]))
                 v["measured_at"] = dt.isoformat() + ("+00:00" if m[7] else "")
-            except ValueError:
-                pass
+            except ValueError as exc:
+                warnings.append(f"{name}: region {meta.get('Region')!r}: Acquisition Date {when!r} is not a "
+                                f"calendar date ({exc}); kept verbatim in original_metadata.json")
+        else:
+            warnings.append(f"{name}: region {meta.get('Region')!r}: Acquisition Date {when!r} is not in "
+                            "the form MM/DD/YY HH:MM:SS; kept verbatim in original_metadata.json")
     return v

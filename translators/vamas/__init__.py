@@ -70,7 +70,8 @@ class VamasTranslator:
 
 def _score(p: Path) -> float:
     with open(p, "rb") as fh:
-        head = fh.read(len(MAGIC) + 4)
+        # Kratos ESCApe and others write blank lines (or a BOM) before the identifier
+        head = fh.read(len(MAGIC) + 260).lstrip(b"\xef\xbb\xbf\r\n\t ")
     if head.split(b"\n", 1)[0].decode("latin-1").strip() == MAGIC:
         return 0.99
     return 0.6 if head.startswith(b"VAMAS Surface Chemical Analysis") else 0.0
@@ -78,7 +79,7 @@ def _score(p: Path) -> float:
 
 def _starts_magic(p: Path) -> bool:
     with open(p, "rb") as fh:
-        return fh.read(len(MAGIC)).decode("latin-1") == MAGIC
+        return fh.read(len(MAGIC) + 260).lstrip(b"\xef\xbb\xbf\r\n\t ")[:len(MAGIC)].decode("latin-1") == MAGIC
 
 
 def _s(v: Any) -> str | None:

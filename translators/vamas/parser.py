@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from translators.safeio import decode_text as _detect_text
 from translators.contract import CorruptFile, UnsupportedFile
 
 MAGIC = "VAMAS Surface Chemical Analysis Standard Data Transfer Format 1988 May 4"
@@ -100,8 +101,13 @@ def read_vamas(path: Path, max_bytes: int = 512 * 1024 * 1024) -> VamasFile:
     if size > max_bytes:
         raise CorruptFile(f"{path.name}: {size} bytes is larger than the {max_bytes} byte "
                           "limit for a VAMAS text file")
-    text = path.read_bytes().decode("latin-1")  # ISO 14976 is ASCII; latin-1 never fails
+    # ISO 14976 is ASCII, but comments carry vendor text (a Japanese operator, a French lab)
+    text = _detect_text(path.read_bytes(), where=path.name)[0].lstrip("\ufeff")
     lines = text.splitlines()
+    blank = 0
+    while blank < len(lines) and not lines[blank].strip():
+        blank += 1  # blank lines before the identifier (Kratos ESCApe): skipped
+    lines = lines[blank:]
     if not lines or lines[0].strip() != MAGIC:
         raise UnsupportedFile(f"{path.name}: first line is not the VAMAS format identifier")
     c = _Cursor(path, lines)

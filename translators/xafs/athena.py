@@ -60,7 +60,42 @@ def _head_unpacked(p: Path) -> bytes:
 
 
 def _is_prj(p: Path) -> bool:
-    return _head_unpacked(p).lstrip().startswith(_HEADER)
+    h = _head_unpacked(p).lstrip(b"\xef\xbb\xbf\r\n\t ")
+    # Perl-data projects start with the header; JSON projects (Demeter >= 0.9.26) carry it
+    # as a "_____header1" value
+    return h.startswith(_HEADER) or (h.startswith(b"{") and b'"# Athena project file' in h)
+
+
+def _json_groups(src: str, name: str) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
+    """Header lines, groups (args/x/y/i0/signal) and other keys of a JSON Athena project."""
+    import json
+
+    try:
+        doc, end = json.JSONDecoder().raw_decode(src.lstrip("\ufeff \r\n\t"))
+    except ValueError as exc:
+        raise CorruptFile(f"{name}: not valid JSON ({exc}); truncated or damaged?") from None
+    rest = src.lstrip("\ufeff \r\n\t")[end:]
+    if rest.strip():
+        from translators.progress import warn
+
+        warn(f"{name}: {len(rest)} characters after the JSON document were ignored (trailing bytes)")
+    if not isinstance(doc, dict):
+        raise CorruptFile(f"{name}: a JSON Athena project must be an object")
+    header = [str(v).lstrip("#").strip() for k, v in doc.items() if k.startswith("_____header")]
+    order = doc.get("_____order")
+    keys = [k for k in (order if isinstance(order, list) else doc) if isinstance(doc.get(k), dict)]
+    groups = []
+    for k in keys:
+        g = doc[k]
+        if not isinstance(g.get("args"), dict):
+            continue
+        one: dict[str, Any] = {"args": g["args"]}
+        for src_key in ("x", "y", "i0", "signal", "stddev"):
+            if isinstance(g.get(src_key), list):
+                one[src_key] = g[src_key]
+        groups.append(one)
+    other = {k: v for k, v in doc.items() if k.startswith("_____") and not isinstance(v, (dict, list))}
+    return header, groups, other
 
 
 class AthenaTranslator:
@@ -77,31 +112,18 @@ class AthenaTranslator:
     def translate(self, paths: Sequence[Path]) -> TranslationResult:
         path = require_file(paths, _is_prj, "no Athena project "
                             "(expected '# Athena project file' header, gzipped or plain)")
-        src = _unpack(path).decode("latin-1")
-        header = [ln.lstrip("#").strip() for ln in src.splitlines()[:5] if ln.startswith("#")]
-        groups: list[dict[str, Any]] = []
-        cur: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for target, value, line in parse_statements(src, path.name):
-            if target == "@args":
-                if not isinstance(value, list):
-                    raise CorruptFile(f"{path.name}: line {line}: @args is not a list")
-                cur["args"] = {str(value[k]): value[k + 1] if k + 1 < len(value) else None
-                               for k in range(0, len(value), 2)}
-            elif target in _ARRAYS:
-                cur[_ARRAYS[target]] = value
-            elif target == "[record]":
-                if cur:
-                    groups.append(cur)
-                cur = {}
-            else:
-                extra[target] = value
-        if cur.get("args"):
-            groups.append(cur)  # a last group without its [record] marker
+        raw = _unpack(path)
+        src = raw.decode("latin-1")
+        if raw.lstrip(b"\xef\xbb\xbf\r\n\t ").startswith(b"{"):
+            header, groups, extra = _json_groups(raw.decode("utf-8", "replace"), path.name)
+            fmt = "Athena project (JSON)"
+        else:
+            header, groups, extra = _perl_groups(src, path.name)
+            fmt = "Athena project"
         if not groups:
             raise CorruptFile(f"{path.name}: no data groups ([record]) found")
         res = TranslationResult()
-        c: dict[str, Any] = {"file_format": "Athena project"}
+        c: dict[str, Any] = {"file_format": fmt}
         m = re.search(r"Demeter version\s+(\S+)", " ".join(header))
         put(c, "software", f"Demeter {m[1]}" if m else None)
         put(c, "number_of_groups", len(groups))
@@ -116,7 +138,9 @@ class AthenaTranslator:
             for key, a in _GROUP_NUM.items():
                 put(v, key, num(args.get(a)))
             put(v, "fft_window", text(args.get("fft_kwindow")))
-            src_file = text(args.get("file") or args.get("source"))
+            # Demeter writes '@&^^null^^&@' for "no value"
+            src_file = text(next((a for a in (args.get("file"), args.get("source"))
+                                  if a and str(a) != "@&^^null^^&@"), None))
             # Only the base name: paths inside data are never opened or trusted.
             put(v, "group_source_file", src_file.replace("\\", "/").rsplit("/", 1)[-1] if src_file else None)
             table = _table(path, gi, g, args)
@@ -137,6 +161,30 @@ class AthenaTranslator:
             res.preview = Preview(x=x, y=y, x_label=f"{xn} ({t.units.get(xn) or ''})".replace(" ()", ""),
                                   y_label=yn, title=text(groups[0].get("args", {}).get("label")) or "")
         return res
+
+
+def _perl_groups(src: str, name: str) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
+    header = [ln.lstrip("#").strip() for ln in src.splitlines()[:5] if ln.startswith("#")]
+    groups: list[dict[str, Any]] = []
+    cur: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for target, value, line in parse_statements(src, name):
+        if target == "@args":
+            if not isinstance(value, list):
+                raise CorruptFile(f"{name}: line {line}: @args is not a list")
+            cur["args"] = {str(value[k]): value[k + 1] if k + 1 < len(value) else None
+                           for k in range(0, len(value), 2)}
+        elif target in _ARRAYS:
+            cur[_ARRAYS[target]] = value
+        elif target == "[record]":
+            if cur:
+                groups.append(cur)
+            cur = {}
+        else:
+            extra[target] = value
+    if cur.get("args"):
+        groups.append(cur)  # a last group without its [record] marker
+    return header, groups, extra
 
 
 def _table(path: Path, gi: int, g: dict[str, Any], args: dict[str, Any]) -> Table | None:

@@ -154,6 +154,7 @@ class Xafs9809Translator:
         put(c, "column_labels", text(", ".join(labels)))
         res.constant = c
         res.original = orig
+        res.used_keys = list(orig)  # a positional format: every kept header part feeds the mapping
         res.tables.append(Table(name="xafs_scan", columns=cols, units=units))
         res.preview = _preview(cols, labels, c.get("measurement_mode", ""), c.get("sample_name", ""))
         if d_spacing is None:

@@ -29,11 +29,16 @@ _MAP = {
     "element.symbol": "element", "scan.element": "element",
     "element.edge": "edge", "scan.edge": "edge",
     "scan.start_time": "start_time", "scan.end_time": "end_time",
+    # XDI 1.1 as written by EPICS StepScan (NSLS-II, APS): other spellings of the same fields
+    "scanparameters.element": "element", "scanparameters.edge": "edge",
 }
 _NUMERIC = {"facility.energy": ("ring_energy", {"gev": 1.0, "mev": 1e-3}),
             "facility.current": ("ring_current_start", {"ma": 1.0, "a": 1e3}),
             "mono.d_spacing": ("mono_d_spacing", {"": 1.0, "a": 1.0, "angstrom": 1.0,
                                                    "å": 1.0, "nm": 10.0}),
+            "mono.dspacing": ("mono_d_spacing", {"": 1.0, "a": 1.0, "angstrom": 1.0, "å": 1.0, "nm": 10.0}),
+            "facility.ring_current": ("ring_current_start", {"": 1.0, "ma": 1.0, "a": 1e3}),
+            "scanparameters.e0": ("edge_energy", {"": 1.0, "ev": 1.0, "kev": 1e3}),
             "scan.edge_energy": ("edge_energy", {"": 1.0, "ev": 1.0, "kev": 1e3})}
 
 
@@ -89,13 +94,24 @@ class XdiTranslator:
         c: dict[str, Any] = {"file_format": version_line.split()[0] if version_line else "XDI"}
         apps = version_line.split()[1:]
         put(c, "software", text(" ".join(apps)) if apps else None)
-        low = {k.lower(): v for k, v in fields.items()}
+        # "value  ||  EPICS PV" (XDI 1.1 StepScan): the value is before the bars; the PV stays in original
+        low = {k.lower(): v.split("||", 1)[0].strip() for k, v in fields.items()}
+        by_low = {k.lower(): k for k in fields}
+        used: list[str] = []
         for key, voc in _MAP.items():
-            if key in low and voc not in c:
+            if key in low and voc not in c and text(low[key]):
                 put(c, voc, text(low[key]))
+                used.append(f"fields/{by_low[key]}")
+        warnings: list[str] = []
         for key, (voc, factors) in _NUMERIC.items():
-            if key in low:
-                put(c, voc, _scaled(low[key], factors))
+            if key in low and voc not in c:
+                v = _scaled(low[key], factors)
+                if v is None:
+                    warnings.append(f"{path.name}: {by_low[key]} = {low[key]!r}: not a number in a known unit "
+                                    f"({', '.join(u or '(none)' for u in factors)}); kept only in original_metadata.json")
+                    continue
+                put(c, voc, v)
+                used.append(f"fields/{by_low[key]}")
         dets = [f"{k.split('.', 1)[1]}: {v}" for k, v in fields.items() if k.lower().startswith("detector.")]
         put(c, "detectors", text("; ".join(dets)) if dets else None)
         put(c, "comment", text(" ".join(comments)) if comments else None)
@@ -117,7 +133,8 @@ class XdiTranslator:
             e = rows[:, 0] * (1e3 if (names[0][1] or "").lower() == "kev" else 1.0)
             put(c, "energy_start", float(e[0]))
             put(c, "energy_end", float(e[-1]))
-        res = TranslationResult(constant=c)
+        used += [f"fields/{k}" for k in fields if k.lower().startswith(("column.", "detector."))]
+        res = TranslationResult(constant=c, warnings=warnings, used_keys=used + ["version"])
         res.original = {"version": version_line, "fields": fields, "comments": comments,
                         "labels": label_line or []}
         res.tables.append(Table(name="xafs_scan", columns=cols, units=units))
@@ -139,8 +156,8 @@ def _column_names(fields: dict[str, str], labels: list[str] | None) -> dict[int,
     out: dict[int, tuple[str, str | None]] = {}
     for k, v in fields.items():
         m = re.fullmatch(r"column\.(\d+)", k, re.I)
-        if m and v.split():
-            parts = v.split()
+        if m and v.split("||", 1)[0].split():
+            parts = v.split("||", 1)[0].split()
             out[int(m[1])] = (parts[0], parts[1] if len(parts) > 1 else None)
     if labels:
         for j, lab in enumerate(labels, start=1):
