@@ -77,6 +77,17 @@ def pinned_root(cfg: Config) -> signed.Ed25519PublicKey:
         raise Refused("no_trust_root", exc.reason) from None
 
 
+def trust_root_problem(cfg: Config) -> str | None:
+    """For `labedge check`: why a set [remote] trust_root cannot be used (None when fine or not set)."""
+    if not remote_settings(cfg).get("trust_root"):
+        return None
+    try:
+        pinned_root(cfg)
+    except Refused as exc:
+        return f"{exc.reason}; configs pushed by the facility would all be refused"
+    return None
+
+
 def read_local(cfg: Config) -> dict[str, Any]:
     """The PC's own file as it is now (not the merged view)."""
     try:

@@ -73,3 +73,21 @@ def test_a_layer_the_schema_no_longer_takes_is_ignored_and_status_says_so(tmp_pa
     from agent.state.store import StateStore
     StateStore(cfg.state_db).close()
     assert "remote.toml is IGNORED" in format_status(build_status(cfg))
+
+
+def test_labedge_check_names_an_unusable_trust_root(tmp_path):
+    from agent.check import run_checks
+    (tmp_path / "w").mkdir()
+    local = tmp_path / "labedge.toml"
+    local.write_text(f'device_id = "pc-1"\nstate_dir = "{tmp_path}/s"\nspool_dir = "{tmp_path}/p"\n'
+                     f'log_dir = "{tmp_path}/l"\n[remote]\ntrust_root = "root.pub"\n'
+                     f'[[instruments]]\nid = "i"\nwatch = ["{tmp_path}/w"]\n')
+    problems = run_checks(local)
+    assert [p.where for p in problems] == ["remote.trust_root"] and not problems[0].stops_run
+    assert "root.pub" in problems[0].message and "would all be refused" in problems[0].message
+    (tmp_path / "root.pub").write_text("not a key")
+    assert "not a PEM public key" in run_checks(local)[0].message
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from wire import signed
+    (tmp_path / "root.pub").write_bytes(signed.public_pem(Ed25519PrivateKey.generate().public_key()))
+    assert run_checks(local) == []
