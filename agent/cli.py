@@ -5,6 +5,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,6 @@ log = logging.getLogger("labedge")
 COMMAND_MODULES = [
     "translators.cli",         # translate, translators
     "translators.worker",      # _translate-worker (the sandbox child)
-    "translators.rde_export",  # rde-export (official RDE template zips)
     "agent.transport.cli",     # enroll (the device side)
     "facility.cli",            # receive, pki (the facility side)
     "facility.fleet.cli",      # fleet status/serve, + the actions in facility.fleet.cli.FLEET_ACTION_MODULES
@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "tray.app",                # tray
     "agent.check",             # check
     "agent.service.cli",       # service install|uninstall|status
+    "facility.rde_export",     # rde-export (official NIMS templates, RDEFormat zip)
     "facility.remote.cli",     # fleet keys/config; last: joins the fleet group if it exists (see the module)
 ]
 
@@ -50,6 +51,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.check import load_checked_config
+    from agent.instance import AlreadyRunning
     from agent.logs import setup_logging
     from agent.machine import prepare_service_dirs
     from agent.permissions import PermissionsError, for_this_os
@@ -59,22 +61,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     # a trial a crash interrupted: roll back before the checks (its layer may be what fails them)
     settle_before_start(_config_path(args), system=args.system)
     cfg = load_checked_config(_config_path(args), system=args.system)
+    warnings: list[str] = []
     if cfg.mode == "system":
         try:
             warnings = prepare_service_dirs(cfg, for_this_os())
         except PermissionsError as exc:
             print(f"labedge: {exc}", file=sys.stderr)
             return 2
+    try:
+        agent = Agent(cfg)  # first of all it takes the one-agent locks (agent.instance)
+    except AlreadyRunning as exc:
+        print(f"labedge: {exc}", file=sys.stderr)
+        return 2
     path = setup_logging(cfg.log_dir, cfg.log_level, console=True)
     log.info("logging to %s", path)
-    if cfg.mode == "system":
-        for w in warnings:
-            log.warning("%s", w)
-    return Agent(cfg).run_forever()
+    for w in warnings:
+        log.warning("%s", w)
+    return agent.run_forever()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from agent.status import build_status, format_status
+    from agent.status import build_status, exit_code, format_status
 
     if args.system and args.config is None:  # any user: the service's status file, never its DB
         from agent.machine import system_paths
@@ -84,12 +91,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         except StatusFileError as exc:
             print(f"labedge status: {exc}", file=sys.stderr)
             return 1
-        print(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
-        return 0
+        print_safely(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
+        return exit_code(st)  # the file holds what build_status said; a stale file is "not running"
     cfg = load_config(_config_path(args), check_watch_folders=False, system=args.system)
     st = build_status(cfg)
-    print(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
-    return 0
+    print_safely(json.dumps(st, indent=2, ensure_ascii=False) if args.json else format_status(st))
+    return exit_code(st)
+
+
+def print_safely(text: str) -> None:
+    """Print for a pipe that may close early (`status --json | head -c 10`): no BrokenPipe traceback."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at devnull so that flush cannot fail either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -143,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     _system_arg(p, "machine-wide folders, private state and key, a status file every user can read")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="queue and health")
+    p = sub.add_parser("status", help="queue and health; exit 0 running and healthy, 1 running with problems, "
+                       "3 not running, 2 bad config")
     _config_arg(p)
     _system_arg(p, "the service's status, read from its status file (any user may)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

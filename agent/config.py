@@ -6,6 +6,7 @@ fills defaults from platformdirs.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -87,7 +88,11 @@ class InstrumentConfig:
     recursive: bool = True
     unpaired_policy: str = "send"      # agent.sheets: "hold" forever, or "send" unpaired after hold_seconds
     hold_seconds: float = 600.0        # wait this long for a sample sheet before the policy applies
+    truncated_grace_seconds: float = 60.0   # "looks truncated": wait this long for the file to change
+    empty_file_seconds: float = 300.0       # a 0-byte file waits this long for content, then ships marked empty
+    open_file_wait_seconds: float = 600.0   # a file its writer holds open waits to be closed at most this long
     sheet_file_hours: float = 12.0     # a *.sheet.json pairs only files written after it, within this time
+    rde_template: str | None = None    # an official NIMS template profile (translators.profiles); None = labedge's vocabulary
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,6 +115,7 @@ class Config:
     rescan_seconds: float = 60.0
     translate_timeout_seconds: float = 300.0
     translate_memory_mb: int = 4096
+    rde_templates_dir: Path | None = None  # the site's checkout of the official NIMS template repositories
     upload: UploadConfig | None = None
     web: WebConfig = WebConfig()
     mode: str = "user"                 # "system": machine-wide folders and a status file (agent/machine.py)
@@ -129,6 +135,68 @@ class Config:
 
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "labedge.toml"
+
+
+def config_key(source: Path) -> str:
+    """A folder name unique to one config file: its name (letters kept) and a hash of its full path."""
+    resolved = str(Path(source).resolve())
+    stem = re.sub(r"[^\w.-]", "_", Path(source).stem)[:40] or "config"
+    return f"{stem}-{hashlib.sha256(resolved.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+def default_dirs(source: Path, *, adopt_legacy: bool = True) -> dict[str, Path]:
+    """The platform's per-user folders, one set per config file: two configs never share a
+    state folder or a spool (they would package each file twice and show each other's status).
+
+    Agents before 0.2 kept one shared set (no per-config sub-folder). Its queue must not be stranded
+    by an upgrade, so the first config that starts without folders of its own adopts that set, and
+    records the claim there: every other config gets folders of its own."""
+    key = config_key(source)
+    dirs = {
+        "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / key / "spool",
+        "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)) / key,
+        "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)) / key,
+    }
+    if adopt_legacy:
+        legacy = legacy_dirs_for(source, dirs)
+        if legacy is not None:
+            return legacy
+    return dirs
+
+
+LEGACY_CLAIM = "claimed-by-config.txt"
+
+
+def legacy_dirs_for(source: Path, new_dirs: dict[str, Path]) -> dict[str, Path] | None:
+    """The pre-0.2 shared folders when they hold a state database and belong to ``source`` (or to
+    nobody yet, and ``source`` has no folders of its own); else None."""
+    state = Path(platformdirs.user_state_dir(APP, appauthor=False))
+    if not (state / "state.sqlite3").is_file():
+        return None
+    me = str(Path(source).resolve())
+    claim = state / LEGACY_CLAIM
+    try:
+        owner = claim.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        owner = None
+    except OSError:
+        return None
+    if owner is None:
+        if new_dirs["state_dir"].exists():
+            return None
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another config claimed it a moment ago
+            return legacy_dirs_for(source, new_dirs)
+        except OSError:
+            return None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(me + "\n")
+        owner = me
+    if owner != me:
+        return None
+    return {"spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
+            "state_dir": state, "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False))}
 
 
 def load_config(path: Path | str, *, check_watch_folders: bool = True, system: bool = False,
@@ -246,19 +314,35 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
         dirs = {"spool_dir": sp.spool_dir, "state_dir": sp.state_dir, "log_dir": sp.log_dir}
         status_file = sp.status_file
     else:
-        dirs = {
-            "spool_dir": Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool",
-            "state_dir": Path(platformdirs.user_state_dir(APP, appauthor=False)),
-            "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False)),
-        }
+        dirs = default_dirs(source)  # per config file: two configs never share state or spool
     for key in dirs:
         if key in data:
             dirs[key] = resolve(data[key])
+    if "rde_templates_dir" in data:
+        dirs["rde_templates_dir"] = resolve(data["rde_templates_dir"])
+    for inst in instruments:
+        if inst.rde_template and "rde_templates_dir" not in data:
+            raise ConfigError(f"{source}: instruments[{inst.id}].rde_template = {inst.rde_template!r} needs "
+                              "rde_templates_dir (the folder holding the official NIMS template repositories)")
+        if inst.rde_template and check_watch_folders:
+            from translators.profiles import get
+
+            folder = get(inst.rde_template).def_path(dirs["rde_templates_dir"]).parent
+            if not folder.is_dir():  # said at start-up, not as a warning on every package
+                raise ConfigError(f"{source}: instruments[{inst.id}].rde_template = {inst.rde_template!r}: "
+                                  f"rde_templates_dir has no {folder} (the official template's tasksupport folder)")
     scalars = {k: data[k] for k in ("log_level", "default_owner_id", "spool_max_bytes", "min_free_bytes", "rescan_seconds",
                                      "translate_timeout_seconds", "translate_memory_mb") if k in data}
     return Config(source=source, device_id=data["device_id"], instruments=tuple(instruments), upload=upload,
                   web=WebConfig(**data.get("web", {})), mode=mode, status_file=status_file, raw=data,
                   **dirs, **scalars)
+
+
+def rde_profile_of(inst: InstrumentConfig, cfg: Config) -> tuple[str, Path] | None:
+    """(official template profile, the site's template folder) for an instrument, or None."""
+    if not inst.rde_template or cfg.rde_templates_dir is None:
+        return None
+    return inst.rde_template, cfg.rde_templates_dir
 
 
 def validate_config_dict(data: dict[str, Any], *, source: Path | str = "config") -> None:

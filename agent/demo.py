@@ -21,6 +21,7 @@ from typing import Any
 
 import platformdirs
 
+from agent.lifelines import Lifelines
 from agent.selfexec import self_command
 
 DEVICE = "demo-pc"
@@ -60,6 +61,8 @@ class Children:
     cwd: Path  # the demo folder: `python -m agent` must not pick up a stray ./agent from the user's cwd
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
+    # every child dies with the demo, even on kill -9 (its ports and files are freed)
+    lifelines: Lifelines = field(default_factory=Lifelines)
 
     def start(self, name: str, argv: list[str], log: Path) -> subprocess.Popen:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +71,8 @@ class Children:
             extra: dict[str, Any] = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
                                      if sys.platform == "win32" else {"start_new_session": True})
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                                 cwd=self.cwd, **extra)
+                                 cwd=self.cwd, **extra, **self.lifelines.popen_kwargs())
+        self.lifelines.adopt(p)
         self.procs[name], self.logs[name] = p, log
         return p
 
@@ -301,12 +305,12 @@ def stored_path(lay: Layout, package_id: str) -> Path | None:
 
 
 def _rows(lay: Layout) -> list[Any]:
-    from agent.state.store import StateStore
-    if not lay.state.joinpath("state.sqlite3").exists():
-        return []
     import sqlite3
 
-    store = StateStore(lay.state / "state.sqlite3", readonly=True)
+    from agent.state.store import open_reader
+    store = open_reader(lay.state / "state.sqlite3")  # None until the agent has created its tables
+    if store is None:
+        return []
     try:
         return [(row, store.files_of(row.id)) for row in store.list_packages(None, limit=1000)]
     except sqlite3.OperationalError as exc:

@@ -31,12 +31,17 @@ class IntakeGate:
         if used + incoming_bytes > self.spool_max_bytes:
             return (f"spool full: {human(used)} of {human(self.spool_max_bytes)} (spool_max_bytes) used by "
                     "packages waiting for upload; intake resumes when they are delivered")
-        free = shutil.disk_usage(self.spool_dir).free
-        if free - incoming_bytes < self.min_free_bytes:
-            return (f"low disk: {human(free)} free on the spool's disk ({self.spool_dir}), "
-                    f"need {human(incoming_bytes)} plus min_free_bytes ({human(self.min_free_bytes)}); "
-                    "intake resumes when space is freed")
-        return None
+        return disk_low_reason(self.spool_dir, self.min_free_bytes, incoming_bytes)
+
+
+def disk_low_reason(spool_dir: Path, min_free_bytes: int, incoming_bytes: int = 0) -> str | None:
+    """Why the spool's disk cannot take ``incoming_bytes`` more (the gate and `status` both ask)."""
+    free = shutil.disk_usage(spool_dir).free
+    if free - incoming_bytes < min_free_bytes:
+        need = f"need {human(incoming_bytes)} plus" if incoming_bytes else "below"
+        return (f"low disk: {human(free)} free on the spool's disk ({spool_dir}), "
+                f"{need} min_free_bytes ({human(min_free_bytes)}); intake resumes when space is freed")
+    return None
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from agent.config import Config
+from agent.config import Config, rde_profile_of
 from agent.health import Health
 from agent.intake import IntakeGate, is_disk_full
 from agent.measurement import Measurement
@@ -16,6 +16,7 @@ from agent.package.builder import BuildContext, BuiltPackage, Spool, build_packa
 from agent.package.copying import SourceChanged, SourceUnreadable
 from agent.pairing import HOLD, Pairer
 from agent.state.store import StateStore
+from agent.truncation import TruncationWaiter
 from agent.threads import Worker
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Pipeline(Worker):
         self.on_packaged: list[Callable[[Measurement, BuiltPackage], None]] = []
         self.on_retake: Callable[[Measurement], None] | None = None
         self.packaged = 0
+        self.truncation = TruncationWaiter(self)
         pairer.bind(self.submit)
 
     def submit(self, m: Measurement) -> None:
@@ -53,13 +55,17 @@ class Pipeline(Worker):
         from translators.pipeline import prewarm
 
         prewarm(self.cfg.translate_memory_mb)  # the first measurement need not wait for Python start-up
-        super().run()
+        try:
+            super().run()
+        finally:
+            self.truncation.drop_all()
 
     def loop_once(self) -> None:
+        self.truncation.check()
         with self._cv:
-            while not self._queue and not self.stopping:
-                self._cv.wait(1.0)
-            if self.stopping:
+            if not self._queue and not self.stopping:
+                self._cv.wait(0.5)  # bounded: the truncation waiter is checked between waits
+            if self.stopping or not self._queue:
                 return
             m = self._queue[0]
         try:
@@ -128,9 +134,14 @@ class Pipeline(Worker):
             log.info("%s: held until a sample sheet is given (%s)", m.key, pairing.details.get("reason", ""))
             return True
         ctx = BuildContext(self.cfg.device_id, self.cfg.translate_timeout_seconds, self.cfg.translate_memory_mb,
-                           progress=self._progress_reporter())
+                           rde_profile=rde_profile_of(inst, self.cfg), progress=self._progress_reporter())
+        # the packages holding the previous version of these files: named in provenance, and
+        # replaced outright if they have not left the PC yet (agent.state.store.add_package)
+        previous = [r.id for r in self.store.previous_packages([str(f.path) for f in m.files])]
+        empty = bool(m.files) and not any(f.size for f in m.files)
         try:
-            built = build_package(self.spool, m, pairing, ctx, translator=inst.translator, template=inst.template)
+            built = build_package(self.spool, m, pairing, ctx, translator=None if empty else inst.translator,
+                                  template=inst.template, supersedes=previous)
         except (SourceChanged, SourceUnreadable) as exc:
             log.warning("%s", exc)
             key = f"file:{m.instrument_id}:{m.key}"
@@ -146,10 +157,17 @@ class Pipeline(Worker):
             raise
         finally:
             self.health.end_progress("build")
+        if built.translation.get("looks_truncated") and self.truncation.hold(m, built, previous,
+                                                                              inst.truncated_grace_seconds):
+            return True  # the truncation waiter records it, or drops it when the file changes
+        return self._record(m, built, previous)
+
+    def _record(self, m: Measurement, built: BuiltPackage, previous: list[str]) -> bool:
+        """Queue a built package (superseding ``previous`` that are still on the PC)."""
         try:
             self.store.add_package(package_id=built.id, instrument_id=m.instrument_id, path=str(built.path),
                                    nbytes=built.nbytes, files=built.files, translation=built.translation,
-                                   pairing=built.pairing)
+                                   pairing=built.pairing, supersede=previous)
         except Exception as exc:
             # Not recorded, so not queued: remove the bag, or the retry would build a second
             # package of this measurement (and recovery would adopt both after a restart).
@@ -159,6 +177,10 @@ class Pipeline(Worker):
                                             exc)
             raise
         self.health.clear_problem(f"file:{m.instrument_id}:{m.key}")
+        for old in previous:
+            if self.store.superseded_by(old) == built.id:  # it never left the PC: free its space
+                self.spool.release(old)
+                log.info("%s superseded %s, which had not been uploaded (it never leaves this PC)", built.id, old)
         self.packaged += 1
         log.info("packaged %s (%d file(s), %d bytes) as %s [%s, %s]", m.key, len(m.files), built.nbytes, built.id,
                  built.pairing["status"], "translated by " + str(built.translation["translator"])

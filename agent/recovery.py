@@ -22,9 +22,11 @@ def recover(spool: Spool, store: StateStore, *, delete_delivered: bool = True) -
     cleared = spool.clear_tmp()
     known = store.package_ids()
     delivered = {p.id for p in store.list_packages("delivered", limit=10**9)}
+    # killed between superseding a package and freeing its space: it never leaves the PC
+    delivered |= {p.id for p in store.list_packages("superseded", limit=10**9)}
     adopted = released = 0
     for d in sorted(spool.packages.iterdir()):
-        if d.name in delivered and delete_delivered:
+        if d.name in delivered and (delete_delivered or store.superseded_by(d.name)):
             spool.release(d.name)  # killed after the ack was recorded, before the copy was freed
             released += 1
             continue
@@ -40,7 +42,8 @@ def recover(spool: Spool, store: StateStore, *, delete_delivered: bool = True) -
             continue
         store.add_package(package_id=d.name, instrument_id=prov.get("instrument_id", "?"), path=str(d),
                           nbytes=nbytes, files=files, pairing=prov.get("pairing"), translation=prov.get("translation"),
-                          kind=prov.get("kind", "measurement"), parent_id=prov.get("parent_id"))
+                          kind=prov.get("kind", "measurement"), parent_id=prov.get("parent_id"),
+                          supersede=[i for i in prov.get("supersedes") or [] if isinstance(i, str)])
         adopted += 1
     requeued = store.recover_interrupted()
     if cleared or adopted or requeued or released:

@@ -10,6 +10,7 @@ from pathlib import Path
 from agent import __version__
 from agent.config import Config
 from agent.health import Health, HealthFlusher
+from agent.instance import Instance
 from agent.measurement import Measurement
 from agent.package.builder import BuiltPackage, Spool
 from agent.pairing import Pairer, UnpairedPairer
@@ -26,7 +27,13 @@ class Agent:
     def __init__(self, cfg: Config, *, pairer: Pairer | None = None) -> None:
         self.cfg = cfg
         self.health = Health()
-        self.store = StateStore(cfg.state_db)
+        # first of all: a second agent on this state folder, spool or device id must not touch them
+        self.instance = Instance(cfg).claim()
+        try:
+            self.store = StateStore(cfg.state_db)
+        except BaseException:
+            self.instance.release()
+            raise
         self.spool = Spool(cfg.spool_dir)
         self._pairer_arg = pairer
         self.pairer = pairer if pairer is not None else self._default_pairer()
@@ -122,6 +129,7 @@ class Agent:
             self.store, self.spool = StateStore(cfg.state_db), Spool(cfg.spool_dir)
             self.pairer = self._pairer_arg if self._pairer_arg is not None else self._default_pairer()
             self.watchers, self.uploader, self.web = {}, None, None
+            self.status_publisher, self.channel = None, None
             self.start()
             log.info("reloaded in process with %s", cfg.source)
             return leaked
@@ -129,6 +137,7 @@ class Agent:
     def stop(self, timeout: float = 15.0) -> list[str]:
         leaked = stop_all([self.remote, *reversed(self.threads)], timeout)
         self.store.close()
+        self.instance.release()
         self._stopped.set()
         log.info("labedge stopped")
         return leaked

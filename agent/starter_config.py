@@ -7,8 +7,6 @@ import re
 import sys
 from pathlib import Path
 
-import platformdirs
-
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -23,7 +21,7 @@ config_version = 1
 device_id = {device_id}
 
 # Where packages wait for upload, the state database and the logs. Defaults are the
-# platform's per-user folders; uncomment to choose your own.
+# platform's per-user folders, one set per config file; uncomment to choose your own.
 # spool_dir = {spool_dir}
 # state_dir = {state_dir}
 # log_dir = {log_dir}
@@ -75,7 +73,7 @@ def write_starter(out: Path, *, device_id: str, instrument_id: str, watch: Path 
     since creating a mistyped path would hide the typo.
     """
     from agent.check import config_problems
-    from agent.config import ConfigError, parse_config
+    from agent.config import ConfigError, default_dirs, parse_config
 
     # only a valid id goes into the comment lines; an invalid one is refused by the schema below
     device_name = device_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", device_id) else "device"
@@ -83,9 +81,7 @@ def write_starter(out: Path, *, device_id: str, instrument_id: str, watch: Path 
     text = STARTER.format(
         device_id=_toml_str(device_id), instrument_id=_toml_str(instrument_id), device_name=device_name,
         watch=_toml_str(str(folder).replace("\\", "/")),
-        spool_dir=_toml_str(Path(platformdirs.user_data_dir("labedge", appauthor=False), "spool").as_posix()),
-        state_dir=_toml_str(Path(platformdirs.user_state_dir("labedge", appauthor=False)).as_posix()),
-        log_dir=_toml_str(Path(platformdirs.user_log_dir("labedge", appauthor=False)).as_posix()))
+        **{k: _toml_str(v.as_posix()) for k, v in default_dirs(out, adopt_legacy=False).items()})
     cfg = parse_config(tomllib.loads(text), source=out, check_watch_folders=False)  # schema: names the key
     created = ""
     if watch is None and not folder.exists():

@@ -24,6 +24,7 @@ from wire.words import human
 from wire import protocol as P
 from wire.link import Link, LinkSettings
 from facility.receiver_config import ReceiverConfig
+from facility.links import record_supersedes
 from facility.store import (PackageInvalid, Partial, expire_partials, final_dir, partial_ids,
                                             stored_digests)
 from wire.tls import client_context
@@ -306,6 +307,11 @@ class Receiver:
             self.stats["stored"] += 1
             log.info("stored %s/%s: %d file(s), %d bytes, verified in %.2f s", p.device, pid, len(p.offer.files),
                      p.offer.total_bytes, time.monotonic() - t0)
+            try:
+                record_supersedes(self.cfg.store_dir, p.device, pid, store_path(self.cfg, p.device, pid),
+                                  p.offer.supersedes)
+            except OSError as exc:  # the package is stored; the link is a courtesy, never a reason to refuse
+                log.error("%s/%s: cannot record which package it supersedes (%s)", p.device, pid, exc)
             self._send(p.device, pid, "stored", **digests)
             self._catalog_stored(p.device, pid, final_dir(self.cfg.store_dir, p.device, pid), len(p.offer.files),
                                  p.offer.total_bytes)

@@ -26,3 +26,11 @@ def artifacts_dir(request) -> Path:
     d = ARTIFACTS / request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+@pytest.fixture(autouse=True)
+def _private_device_locks(tmp_path_factory, monkeypatch):
+    """The one-agent-per-device-id lock is machine-wide; give each test its own lock folder so
+    tests (and other checkouts running their tests on this machine) with the same device ids
+    do not refuse each other. Agent subprocesses inherit it through the environment."""
+    monkeypatch.setenv("LABEDGE_DEVICE_LOCK_DIR", str(tmp_path_factory.mktemp("device-locks")))

@@ -24,11 +24,12 @@ def unmount(where: Path) -> None:
 def fill(disk: Path, leave: int) -> Path:
     """Fill the file system until the kernel says ENOSPC, then give back ``leave`` bytes."""
     ballast = disk / "ballast"
-    with open(ballast, "wb") as fh:
+    # unbuffered: a buffered file keeps the bytes that did not fit and fails AGAIN at close, outside
+    # the try (a flaky ENOSPC from the `with` line when the disk fills mid-buffer)
+    with open(ballast, "wb", buffering=0) as fh:
         try:
             while True:
                 fh.write(b"\0" * 65536)
-                fh.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     os.truncate(ballast, max(0, ballast.stat().st_size + shutil.disk_usage(disk).free - leave))

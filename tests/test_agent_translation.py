@@ -29,6 +29,7 @@ watch = ["{watch}"]
 settle_seconds = 0.3
 unpaired_policy = "send"
 hold_seconds = 0
+truncated_grace_seconds = 1  # the cut file waits this long for its writer, then ships as it is
 ''', encoding="utf-8")
     return p
 

@@ -1,6 +1,6 @@
 """``labedge translate FILE... --out DIR`` and ``labedge translators``.
 
-``translate`` runs exactly the agent's path (sandboxed worker, same limits) offline, so a data
+``translate`` runs exactly the agent's path (sandboxed worker, the agent's default limits) offline, so a data
 architect sees what the agent would ship: each FILE (or each folder, as one measurement)
 becomes ``DIR/<name>/`` with raw/ copies and the RDE outputs, and a summary is printed.
 """
@@ -14,21 +14,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.config import Config as AGENT_DEFAULTS  # its dataclass defaults are the agent's limits
 from translators.generic_text.config import ENV_VAR
 from translators.pipeline import translate_into
 from translators.registry import load_registry
-from translators.writer import safe_name
+from translators.writer import safe_name, unique_name
 
 
 def _measurements(items: list[str]) -> list[tuple[str, list[Path]]]:
     out = []
+    used: set[str] = set()  # a/scan.ras and b/scan.ras must not write into one output folder
     for item in items:
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file())
-            out.append((safe_name(p.name), files))
+            out.append((unique_name(safe_name(p.name), used), files))
         elif p.is_file():
-            out.append((safe_name(p.name), [p]))
+            out.append((unique_name(safe_name(p.name), used), [p]))
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
     return out
@@ -55,7 +57,7 @@ def _print_report(name: str, rep: dict[str, Any], verbose: bool) -> None:
         print("   encodings: " + ", ".join(f"{k} {v}" for k, v in rep["encodings"].items()))
     if rep.get("rde_template"):
         t = rep["rde_template"]
-        print(f"   RDE template {t['source']}: {t['written']} values written in its vocabulary "
+        print(f"   RDE template {t.get('profile') or t.get('source')}: {t['written']} values written in its vocabulary "
               "(meta/metadata.json); labedge's own terms below are in labedge/labedge_metadata.json")
     shown = rep.get("mapped") or []
     if not verbose:
@@ -69,6 +71,21 @@ def _print_report(name: str, rep: dict[str, Any], verbose: bool) -> None:
         print(f"   wrote {f}")
 
 
+def _template_choice(args: argparse.Namespace) -> tuple[Path | None, tuple[str, Path] | None]:
+    """``--rde-template``: a profile name (translators.profiles) or a metadata-def.json path."""
+    from translators.profiles import names
+
+    if not args.rde_template:
+        return None, None
+    if args.rde_template in names():
+        root = args.rde_templates or os.environ.get("LABEDGE_RDE_TEMPLATES")
+        if not root or not Path(root).is_dir():
+            raise NotADirectoryError(f"--rde-template {args.rde_template} needs --rde-templates DIR (or "
+                                     "LABEDGE_RDE_TEMPLATES), the folder holding the official NIMS template repositories")
+        return None, (args.rde_template, Path(root).resolve())
+    return Path(args.rde_template).resolve(), None
+
+
 def run_translate(args: argparse.Namespace) -> int:
     if args.mapping:
         os.environ[ENV_VAR] = os.pathsep.join([*args.mapping, os.environ.get(ENV_VAR, "")]).strip(os.pathsep)
@@ -80,6 +97,11 @@ def run_translate(args: argparse.Namespace) -> int:
     out_root = Path(args.out)
     failures = 0
     results = []
+    try:
+        template_path, profile = _template_choice(args)
+    except NotADirectoryError as exc:
+        print(f"labedge translate: {exc}", file=sys.stderr)
+        return 2
     for name, files in work:
         target = out_root / name
         data = target / "data"
@@ -92,7 +114,7 @@ def run_translate(args: argparse.Namespace) -> int:
             copies.append(dst)
         outcome = translate_into(copies, data, translator=args.translator, timeout_s=args.timeout,
                                  memory_mb=args.memory_mb,
-                                 rde_template=Path(args.rde_template).resolve() if args.rde_template else None)
+                                 rde_template=template_path, rde_profile=profile)
         failures += not outcome.ok
         results.append({"name": name, "data_dir": str(data), **outcome.report})
         if not args.json:
@@ -104,14 +126,17 @@ def run_translate(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     reg = load_registry()
-    rows = [e.as_dict() for e in reg.entries]
+    from translators.profiles import suggest
+
+    rows = [{**e.as_dict(), "rde_templates": suggest(e.as_dict()["name"])} for e in reg.entries]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for r in rows:
             state = "ok" if r["loaded"] else "FAILED"
             print(f"{r['name']:<16} {r['version'] or '-':<8} {state:<6} {r['distribution'] or '-':<12} "
-                  f"{r['description'] if r['loaded'] else r['error']}")
+                  f"{r['description'] if r['loaded'] else r['error']}"
+                  + (f"  [rde_template: {', '.join(r['rde_templates'])}]" if r["rde_templates"] else ""))
     return 0 if all(r["loaded"] for r in rows) else 1
 
 
@@ -124,11 +149,19 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--translator", default="auto", help="translator name (default: auto-detect)")
     p.add_argument("--mapping", action="append", default=[],
                    help="extra generic-text mapping file or folder (TOML/JSON); repeatable")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per measurement (default 120)")
-    p.add_argument("--memory-mb", type=int, default=2048, help="memory limit of the translator (default 2048)")
+    # the agent's own defaults (agent.config.Config), so an offline run meets exactly the agent's limits
+    p.add_argument("--timeout", type=float, default=AGENT_DEFAULTS.translate_timeout_seconds,
+                   help=f"seconds per measurement (default {AGENT_DEFAULTS.translate_timeout_seconds:g}, "
+                        "as the agent's translate_timeout_seconds)")
+    p.add_argument("--memory-mb", type=int, default=AGENT_DEFAULTS.translate_memory_mb,
+                   help=f"memory limit of the translator in MB (default {AGENT_DEFAULTS.translate_memory_mb}, "
+                        "as the agent's translate_memory_mb)")
     p.add_argument("--json", action="store_true", help="print the translation reports as JSON")
-    p.add_argument("--rde-template", metavar="METADATA_DEF",
-                   help="an official RDE template's metadata-def.json: write metadata in its vocabulary")
+    p.add_argument("--rde-template", metavar="NAME|METADATA_DEF",
+                   help="write metadata in an official RDE template's vocabulary: a profile from "
+                        "`labedge translators` (with --rde-templates) or a metadata-def.json")
+    p.add_argument("--rde-templates", metavar="DIR",
+                   help="folder holding the official NIMS template repositories (default: $LABEDGE_RDE_TEMPLATES)")
     p.add_argument("-v", "--verbose", action="store_true", help="show mapped terms of every scan")
     p.set_defaults(func=run_translate)
     q = subparsers.add_parser("translators", help="list installed translators with version and load errors")

@@ -71,7 +71,8 @@ def _move_tree(src: Path, dst: Path) -> list[Path]:
 def translate_into(raw_files: list[Path], data_dir: Path, *, translator: str = "auto",
                    timeout_s: float = 120.0, memory_mb: int = 2048,
                    source_sha256: dict[Path, str] | None = None,
-                   rde_template: Path | None = None) -> TranslationOutcome:
+                   rde_template: Path | None = None,
+                   rde_profile: tuple[str, Path] | None = None) -> TranslationOutcome:
     """Translate ``raw_files`` (copies already in the spool) into ``data_dir``.
 
     ``source_sha256`` gives hashes already computed while copying, so provenance does not read
@@ -94,7 +95,10 @@ def translate_into(raw_files: list[Path], data_dir: Path, *, translator: str = "
         write_json(request, {"raw_files": [str(p) for p in raw], "out_dir": str(out),
                              "translator": translator, "memory_mb": int(memory_mb), "sha256": known,
                              "parent_pid": os.getpid(),
-                             "rde_template": str(rde_template) if rde_template else None})
+                             "rde_template": str(rde_template) if rde_template else None,
+                             # an output profile (translators.profiles): name and the site's official templates
+                             "rde_profile": {"name": rde_profile[0], "templates_dir": str(rde_profile[1])}
+                             if rde_profile else None})
         if not raw:
             report = failure_report(raw, status="untranslated", error="no raw files were given",
                                     known_sha256=known)

@@ -138,9 +138,28 @@ def run_request(req: dict[str, Any]) -> int:
         except TemplateError as exc:
             report["warnings"] = list(report["warnings"]) + [f"{exc}; the package keeps labedge's vocabulary"]
             report["status"] = "partial"
-    if scores or req.get("rde_template"):
+    if req.get("rde_profile"):
+        report = _apply_profile(out, raw, req["rde_profile"], report)
+    if scores or req.get("rde_template") or req.get("rde_profile"):
         write_json(out / "labedge" / "translation_report.json", report)
     return EXIT_OK
+
+
+def _apply_profile(out: Path, raw: list[Path], spec: dict[str, str], report: dict[str, Any]) -> dict[str, Any]:
+    """An official template's output profile (translators.profiles); without its files, labedge's vocabulary."""
+    from translators.profiles import ProfileError, apply_profile
+
+    try:
+        summary = apply_profile(out, spec["name"], Path(spec["templates_dir"]), raw_files=raw)
+    except ProfileError as exc:
+        report["warnings"] = list(report["warnings"]) + [f"{exc}; the package keeps labedge's vocabulary"]
+        report["status"] = "partial"
+        return report
+    report["rde_template"] = {k: v for k, v in summary.items() if k != "warnings"}
+    report["warnings"] = list(report["warnings"]) + summary["warnings"]
+    report["files"] = sorted(set(report.get("files", [])) | {"labedge/labedge_metadata.json",
+                                                            "labedge/labedge_metadata-def.json"})
+    return report
 
 
 def _preload() -> None:

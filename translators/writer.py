@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -18,7 +19,9 @@ from translators.contract import TranslationResult
 
 REPORT_FORMAT = 1
 MAX_VALUE_BYTES = 1024  # rdetoolkit rejects longer metadata strings
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: What Windows (and the upload protocol, wire.protocol._BAD_NAME) refuses in a file name.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _RDE_DROPPED = (".bak", ".tmp", "~", ".swp")
 
 
@@ -31,11 +34,29 @@ def labedge_version() -> str:
 
 
 def safe_name(name: str, default: str = "data") -> str:
-    """A file-name stem that survives Windows, zips and RDE (which drops *.tmp, *~ ...)."""
-    s = _SAFE.sub("_", name).strip("._")[:100] or default
+    """A file-name stem that survives Windows, zips and RDE (which drops *.tmp, *~ ...).
+
+    Letters of every script are kept (``測定 データ 01 (試料A)`` stays as it is): only what Windows
+    forbids in a name is replaced, trailing dots and spaces go, and a reserved device name
+    (CON, NUL, COM1, ...) gets a leading underscore. NFC, so a name from macOS (NFD) matches.
+    """
+    s = _UNSAFE.sub("_", unicodedata.normalize("NFC", name)).strip(" ._")[:100].rstrip(" .") or default
     while s.lower().endswith(_RDE_DROPPED):
         s = s.rstrip("~").rsplit(".", 1)[0] + "_" if "." in s else s.rstrip("~") + "_"
+    if s.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
+        s = "_" + s
     return s or default
+
+
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3`` ... so no two outputs collide, compared as Windows does
+    (case-insensitively); ``used`` holds the casefolded names taken so far."""
+    candidate, n = name, 1
+    while candidate.casefold() in used:
+        n += 1
+        candidate = f"{name}_{n}"
+    used.add(candidate.casefold())
+    return candidate
 
 
 def sha256_file(path: Path) -> str:
@@ -321,10 +342,7 @@ def write_outputs(result: TranslationResult, vocab: dict[str, Any], raw_files: S
     files.append(write_json(out_dir / "labedge" / "original_metadata.json", result.original))
     used_tables: set[str] = set()
     for table in result.tables:
-        name = safe_name(table.name or stem)
-        while name in used_tables:
-            name += "_"
-        used_tables.add(name)
+        name = unique_name(safe_name(table.name or stem), used_tables)
         try:
             files.append(write_csv(out_dir / "structured" / f"{name}.csv", table.columns, table.units))
         except (ValueError, TypeError) as exc:

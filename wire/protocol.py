@@ -35,6 +35,8 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _BAD_NAME = re.compile(r'[\x00-\x1f<>:"|?*\\/]')
 MAX_FILES = 200_000
 MAX_PATH = 1024
+#: An offer names at most this many earlier packages it supersedes.
+MAX_SUPERSEDES = 64
 
 
 class ProtocolError(Exception):
@@ -120,6 +122,7 @@ class Offer:
     chunk_size: int
     files: tuple[FileEntry, ...]
     tag: bytes                      # 8 bytes binding chunks to this exact offer
+    supersedes: tuple[str, ...] = ()  # earlier packages of the same files (also in the bag's provenance)
 
     @property
     def total_bytes(self) -> int:
@@ -161,7 +164,8 @@ class Offer:
         return json.dumps({"v": VERSION, "type": "offer", "package_id": self.package_id, "q": query,
                            "chunk_size": self.chunk_size, "total_bytes": self.total_bytes, "chunks": self.chunks,
                            "tag": self.tag.hex(),
-                           "files": [[f.path, f.size, f.sha256] for f in self.files]},
+                           "files": [[f.path, f.size, f.sha256] for f in self.files],
+                           **({"supersedes": list(self.supersedes)} if self.supersedes else {})},
                           separators=(",", ":")).encode()
 
 
@@ -172,8 +176,9 @@ def offer_tag(package_id: str, chunk_size: int, files: Iterable[FileEntry]) -> b
     return h.digest()[:8]
 
 
-def make_offer(package_id: str, chunk_size: int, files: list[FileEntry]) -> Offer:
-    return Offer(package_id, chunk_size, tuple(files), offer_tag(package_id, chunk_size, files))
+def make_offer(package_id: str, chunk_size: int, files: list[FileEntry],
+               supersedes: Iterable[str] = ()) -> Offer:
+    return Offer(package_id, chunk_size, tuple(files), offer_tag(package_id, chunk_size, files), tuple(supersedes))
 
 
 def safe_rel_path(path: Any) -> str:
@@ -222,7 +227,12 @@ def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
     missing = [t for t in TAG_FILES if t not in seen]
     if missing:
         raise ProtocolError(f"offer lacks the BagIt tag file(s) {', '.join(missing)}")
-    offer = make_offer(package_id, cs, entries)
+    sup = msg.get("supersedes", [])
+    if not isinstance(sup, list) or len(sup) > MAX_SUPERSEDES or not all(
+            isinstance(i, str) and PACKAGE_ID_RE.match(i) and i != package_id for i in sup):
+        raise ProtocolError(f"supersedes must be a list of at most {MAX_SUPERSEDES} other package ids")
+    sup = list(dict.fromkeys(sup))
+    offer = make_offer(package_id, cs, entries, supersedes=sup)
     if offer.total_bytes > max_bytes:
         raise ProtocolError(f"package of {offer.total_bytes} bytes exceeds the receiver's limit of {max_bytes}")
     if msg.get("tag") != offer.tag.hex():

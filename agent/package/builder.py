@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import time
@@ -70,12 +71,14 @@ class BuildContext:
     device_id: str
     translate_timeout_s: float = 300.0
     translate_memory_mb: int = 4096
+    rde_profile: tuple[str, Path] | None = None  # (official template profile, the site's template folder)
     progress: Callable[[str, int, int], None] | None = None  # (phase, done_bytes, total_bytes)
 
 
 def build_package(spool: Spool, measurement: Measurement, pairing: Pairing, ctx: BuildContext, *,
                   translator: str | None = "auto", template: str | None = None,
-                  kind: str = "measurement", parent_id: str | None = None) -> BuiltPackage:
+                  kind: str = "measurement", parent_id: str | None = None,
+                  supersedes: list[str] | None = None) -> BuiltPackage:
     """Copy, hash, translate and bag ``measurement``; raises SourceChanged / OSError without leaving a trace."""
     pkg_id = new_package_id()
     work = spool.tmp / pkg_id
@@ -92,12 +95,15 @@ def build_package(spool: Spool, measurement: Measurement, pairing: Pairing, ctx:
         else:
             outcome = translate_into([c.dest for c in copied], data, translator=translator,
                                      timeout_s=ctx.translate_timeout_s, memory_mb=ctx.translate_memory_mb,
-                                     source_sha256={c.dest: c.sha256 for c in copied})
+                                     source_sha256={c.dest: c.sha256 for c in copied}, rde_profile=ctx.rde_profile)
         _write_json(data / "invoice" / "invoice.json", pairing.invoice)
         _write_json(data / "tasksupport" / "invoice.schema.json", pairing.schema)
         _write_json(data / "labedge" / "provenance.json",
                     _provenance(pkg_id, measurement, copied, pairing, outcome, ctx, template, started)
-                    | {"kind": kind, **({"parent_id": parent_id} if parent_id else {})})
+                    | {"kind": kind, **({"parent_id": parent_id} if parent_id else {}),
+                       **({"supersedes": list(supersedes)} if supersedes else {}),
+                       **({"empty": True} if measurement.files and not any(f.size for f in measurement.files)
+                          else {})})
         for path in sorted(data.rglob("*")):
             rel = path.relative_to(work).as_posix()
             if path.is_file() and rel not in payload:
@@ -118,8 +124,17 @@ def build_package(spool: Spool, measurement: Measurement, pairing: Pairing, ctx:
     records = [FileRecord(str(s.path), c.size, c.mtime_ns, c.sha256) for s, c in zip(measurement.files, copied)]
     nbytes = sum(size for _, size in payload.values())
     return BuiltPackage(pkg_id, final, nbytes, records,
-                        translation={"ok": outcome.ok, "translator": outcome.translator, "error": outcome.error},
+                        translation={"ok": outcome.ok, "translator": outcome.translator, "error": outcome.error,
+                                     "looks_truncated": looks_truncated(outcome)},
                         pairing={"status": pairing.status, "sheet_id": pairing.sheet_id, "source": pairing.source})
+
+
+_TRUNCATED = re.compile(r"truncat", re.IGNORECASE)
+
+
+def looks_truncated(outcome: TranslationOutcome) -> bool:
+    """The translator said the file looks cut short (its writer may not be done with it)."""
+    return any(_TRUNCATED.search(t or "") for t in [outcome.error, *outcome.warnings])
 
 
 def _copy_sources(measurement: Measurement, raw_dir: Path, ctx: BuildContext) -> list[CopiedFile]:

@@ -39,6 +39,7 @@ WORDS: dict[str, dict[str, str]] = {
     "uploading": {"en": "uploading", "ja": "送信中"},
     "delivered": {"en": "delivered", "ja": "送信済み"},
     "failed": {"en": "failed", "ja": "失敗"},
+    "superseded": {"en": "superseded by a later version (never sent)", "ja": "新しい版で置換（未送信）"},
     "retry": {"en": "Retry failed", "ja": "失敗分を再送"},
     "instruments": {"en": "Instruments and sheets", "ja": "装置とシート"},
     "instrument": {"en": "Instrument", "ja": "装置"},

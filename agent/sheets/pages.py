@@ -228,7 +228,8 @@ def _packages_card(srv: "LocalServer", st: dict[str, Any], lang: str) -> str:
                       f'<div class="hint">{E(w("rule", lang))}: {E(rule)}</div>{note}')
         else:
             sample = f'<span class="unpaired">{E(w("unpaired", lang))}</span>'
-        state = E(w(p.state, lang)) if p.state in ("queued", "uploading", "delivered", "failed") else E(p.state)
+        state = E(w(p.state, lang)) if p.state in ("queued", "uploading", "delivered", "failed", "superseded") \
+            else E(p.state)
         g = prog.get(p.id)
         if g:
             left = (f", {E(w('left', lang))} {_duration(g['left'])}" if g.get("left") is not None else "")
@@ -277,7 +278,7 @@ def render_queue(srv: "LocalServer", lang: str = "en") -> str:
              '<div id="banner" class="banner toast" role="status" aria-live="polite"></div><main>',
              _status_card(st, lang), _settling_card(st, lang)]
     parts.append(f'<section class="card" id="counts"><h2>{E(w("queue", lang))}</h2><div class="counts">')
-    for s in ("queued", "uploading", "delivered", "failed"):
+    for s in ("queued", "uploading", "delivered", "failed", *(("superseded",) if counts.get("superseded") else ())):
         parts.append(f'<div id="count-{s}"><b>{counts.get(s, 0)}</b>{E(w(s, lang))}</div>')
     parts.append("</div>")
     if counts.get("failed"):

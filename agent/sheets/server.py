@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hmac
 import json
 import logging
 import os
 import re
 import secrets
+import socket
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from agent.config import Config
 from agent.health import Health
 from agent.package.builder import Spool
+from agent.portowner import port_in_use_message
 from agent.sheets import pages
 from agent.sheets.attachments import AttachmentRefused, Upload, attach
 from agent.sheets.form import SheetInvalid, form_model, validate_values
@@ -71,7 +75,15 @@ class Refused(Exception):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False  # never share the port with another process
+    # POSIX SO_REUSEADDR only lets us bind over our own old connections in TIME_WAIT (a restart
+    # would otherwise wait ~60 s); it never lets two sockets listen at once. On Windows it would,
+    # so there the port is held exclusively instead (agent.portowner names who holds it).
+    allow_reuse_address = sys.platform != "win32"
+
+    def server_bind(self) -> None:
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        super().server_bind()
 
 
 class LocalServer(Worker):
@@ -91,8 +103,8 @@ class LocalServer(Worker):
         try:
             self.httpd = _HTTPServer(("127.0.0.1", self.cfg.web.port), _handler_for(self))
         except OSError as exc:
-            msg = (f"local page: cannot listen on 127.0.0.1:{self.cfg.web.port} ({exc.strerror or exc}); "
-                   "another program uses the port: change [web] port in the config")
+            msg = (port_in_use_message(self.cfg.web.port) if exc.errno in (errno.EADDRINUSE, errno.EACCES, 10048)
+                   else f"local page: cannot listen on 127.0.0.1:{self.cfg.web.port} ({exc.strerror or exc})")
             log.error("%s", msg)
             self.health.problem("web", msg, kind="error")
             return

@@ -80,6 +80,35 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX holds_by_state ON holds(state, instrument_id);
     """),
+    # A later version of a file supersedes an earlier package not yet delivered: that package never
+    # leaves the PC. SQLite cannot widen a CHECK constraint in place, so the table is rebuilt (inside
+    # the migration's one transaction). superseded_by names the package that replaced it.
+    ("0003_superseded", """
+        CREATE TABLE packages_v3 (
+            id TEXT PRIMARY KEY,
+            instrument_id TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'measurement',
+            parent_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'uploading', 'delivered', 'failed', 'superseded')),
+            path TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            n_files INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            delivered_at REAL,
+            translation TEXT,
+            pairing TEXT,
+            superseded_by TEXT
+        );
+        INSERT INTO packages_v3 (id, instrument_id, kind, parent_id, state, path, bytes, n_files, created_at,
+                                 attempts, last_error, delivered_at, translation, pairing)
+            SELECT id, instrument_id, kind, parent_id, state, path, bytes, n_files, created_at,
+                   attempts, last_error, delivered_at, translation, pairing FROM packages;
+        DROP TABLE packages;
+        ALTER TABLE packages_v3 RENAME TO packages;
+        CREATE INDEX packages_by_state ON packages(state, id)
+    """),
 ]
 
 
@@ -103,6 +132,10 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[tuple[str, str]]
             continue
         try:
             conn.execute("BEGIN IMMEDIATE")
+            # another process (the tray, a second reader-writer) may have applied it meanwhile
+            if conn.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in filter(str.strip, sql.split(";")):
                 conn.execute(statement)
             conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))

@@ -14,9 +14,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-from agent.state.migrations import apply_migrations
+from agent.state.migrations import MIGRATIONS, apply_migrations
 
 
 def _import_sqlite_utils():  # noqa: ANN202
@@ -38,7 +38,9 @@ def _import_sqlite_utils():  # noqa: ANN202
 
 sqlite_utils = _import_sqlite_utils()
 
-STATES = ("queued", "uploading", "delivered", "failed")
+STATES = ("queued", "uploading", "delivered", "failed", "superseded")
+#: A package in one of these states has not left the PC, so a later version may replace it.
+REPLACEABLE = ("queued", "failed")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,34 @@ class PackageRow:
     delivered_at: float | None
 
 
+class NotMigrated(Exception):
+    """The state DB exists, but the agent has not finished creating its tables yet: no data yet."""
+
+
+def _require_migrated(conn: sqlite3.Connection, path: Path) -> None:
+    """A reader (status, tray, demo) can open the file between its creation and the migrations."""
+    try:
+        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    except sqlite3.OperationalError:  # "no such table": created, not yet migrated
+        done = set()
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+    if not {name for name, _ in MIGRATIONS} <= done:
+        conn.close()
+        raise NotMigrated(f"{path}: the agent is still setting up its state database")
+
+
+def open_reader(path: Path) -> "StateStore | None":
+    """A read-only store, or None when there is no data yet (no file, or not migrated yet)."""
+    if not Path(path).exists():
+        return None
+    try:
+        return StateStore(path, readonly=True)
+    except NotMigrated:
+        return None
+
+
 class StateStore:
     """Thread-safe access to the state database at ``path``."""
 
@@ -74,6 +104,7 @@ class StateStore:
         if readonly:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                    check_same_thread=False, timeout=10)
+            _require_migrated(conn, self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
@@ -128,15 +159,20 @@ class StateStore:
     def add_package(self, *, package_id: str, instrument_id: str, path: str, nbytes: int,
                     files: list[FileRecord], kind: str = "measurement", parent_id: str | None = None,
                     translation: dict[str, Any] | None = None, pairing: dict[str, Any] | None = None,
-                    created_at: float | None = None) -> bool:
+                    created_at: float | None = None, supersede: Iterable[str] = ()) -> bool:
         """Record a built package and its source files in one transaction.
 
+        ``supersede``: earlier packages this one replaces; those still on the PC (queued or failed)
+        become "superseded" in the same transaction, so a crash never leaves both queued.
         Idempotent: returns False if the package id is already known (crash-recovery re-registers).
         """
         now = time.time()
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM packages WHERE id=?", (package_id,)).fetchone():
                 return False
+            for old in supersede:
+                conn.execute(f"UPDATE packages SET state='superseded', superseded_by=? WHERE id=? AND state IN "
+                             f"({','.join('?' * len(REPLACEABLE))})", (package_id, old, *REPLACEABLE))
             conn.execute(
                 "INSERT INTO packages (id, instrument_id, kind, parent_id, state, path, bytes, n_files,"
                 " created_at, translation, pairing) VALUES (?,?,?,?,'queued',?,?,?,?,?,?)",
@@ -149,6 +185,29 @@ class StateStore:
                     " recorded_at) VALUES (?,?,?,?,?,?,?,?)",
                     (f.path, f.size, f.mtime_ns, f.sha256, instrument_id, package_id, version, now))
         return True
+
+    def previous_packages(self, paths: Iterable[str]) -> list[PackageRow]:
+        """The packages holding the latest recorded version of any of ``paths`` (what a new
+        version of those files supersedes)."""
+        ids: set[str] = set()
+        with self._lock:
+            for path in paths:
+                row = self.conn.execute("SELECT package_id FROM files WHERE path=? ORDER BY version DESC LIMIT 1",
+                                        (path,)).fetchone()
+                if row:
+                    ids.add(row[0])
+        return [r for r in (self.package(i) for i in sorted(ids)) if r is not None]
+
+    def superseded_by(self, package_id: str) -> str | None:
+        with self._lock:
+            row = self.conn.execute("SELECT superseded_by FROM packages WHERE id=?", (package_id,)).fetchone()
+        return row[0] if row else None
+
+    def claim_for_upload(self, package_id: str) -> bool:
+        """queued -> uploading, only if still queued (a later version may have superseded it)."""
+        with self.transaction() as conn:
+            return conn.execute("UPDATE packages SET state='uploading', attempts=attempts+1 "
+                                "WHERE id=? AND state='queued'", (package_id,)).rowcount == 1
 
     def package(self, package_id: str) -> PackageRow | None:
         with self._lock:
@@ -212,7 +271,8 @@ class StateStore:
     def spool_bytes(self) -> int:
         """Bytes held in the spool by packages not yet delivered (delivered ones are released)."""
         with self._lock:
-            row = self.conn.execute("SELECT coalesce(sum(bytes),0) FROM packages WHERE state!='delivered'").fetchone()
+            row = self.conn.execute("SELECT coalesce(sum(bytes),0) FROM packages "
+                                   "WHERE state NOT IN ('delivered', 'superseded')").fetchone()
         return int(row[0])
 
     # -- health ------------------------------------------------------------------------------

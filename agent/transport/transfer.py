@@ -6,6 +6,7 @@ credit window, never by the size of a file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections import deque
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from agent.package.bag import encode_manifest_path, read_manifest  # noqa: F401
 from wire.protocol import CHUNK_HEADER, CHUNK_MAGIC, TAG_FILES, FileEntry, Offer, make_offer
+from wire.protocol import MAX_SUPERSEDES as P_MAX_SUPERSEDES
 
 
 class BagUnreadable(Exception):
@@ -78,7 +80,7 @@ class Transfer:
 
     @classmethod
     def open(cls, package_id: str, bag: Path, chunk_size: int) -> "Transfer":
-        return cls(package_id, bag, make_offer(package_id, chunk_size, bag_files(bag)))
+        return cls(package_id, bag, make_offer(package_id, chunk_size, bag_files(bag), supersedes=_supersedes(bag)))
 
     def read_chunk_message(self, seq: int) -> bytearray:
         """The chunk's wire message (header + data) in ONE buffer: read in place, hashed, no copies."""
@@ -114,3 +116,13 @@ def _pread_into(fd: int, buf: bytearray, pos: int, n: int, off: int) -> int:  # 
     data = os.read(fd, n)
     buf[pos:pos + len(data)] = data
     return len(data)
+
+
+def _supersedes(bag: Path) -> tuple[str, ...]:
+    """The earlier packages this one replaces, as its provenance (inside the hashed bag) names them."""
+    try:
+        prov = json.loads((bag / "data" / "labedge" / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    ids = prov.get("supersedes") if isinstance(prov, dict) else None
+    return tuple(i for i in ids if isinstance(i, str))[:P_MAX_SUPERSEDES] if isinstance(ids, list) else ()

@@ -176,14 +176,14 @@ class Uploader(Worker):
             if row is None or row.id in self.active:
                 return
             chunk = min(self.u.chunk_size, self.link.max_packet_size - P.PUBLISH_OVERHEAD - P.CHUNK_HEADER.size)
+            if not self.store.claim_for_upload(row.id):
+                continue  # superseded by a later version a moment ago: it never leaves the PC
             try:
                 t = Transfer.open(row.id, Path(row.path), chunk)
             except BagUnreadable as exc:
                 log.error("%s", exc)
-                self.store.set_state(row.id, "failed", f"package cannot be read from the spool: {exc}",
-                                     count_attempt=True)
+                self.store.set_state(row.id, "failed", f"package cannot be read from the spool: {exc}")
                 continue
-            self.store.set_state(row.id, "uploading", count_attempt=True)
             t.query = secrets.randbits(30)
             self.active[row.id] = t
             log.info("uploading %s: %d file(s), %d bytes, %d chunk(s) of %d bytes", row.id, len(t.offer.files),

@@ -23,6 +23,7 @@ from agent.watch.grouping import Grouper
 from agent.watch.observer import EnqueueHandler, make_observer
 from agent.watch.scanner import WatchRootUnavailable, scan_tree
 from agent.watch.settle import SettleTracker
+from agent.watch.writers import OpenWriters, open_writers
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,11 @@ class InstrumentWatcher(Worker):
         self.rescan_seconds = rescan_seconds
         self.filter = FileFilter(inst.include, inst.all_excludes, inst.marker)
         self.roots = [Path(r) for r in inst.watch]
-        self.events: "queue.SimpleQueue[Path]" = queue.SimpleQueue()
-        self.tracker = SettleTracker(inst.settle_seconds)
+        self.events: "queue.SimpleQueue" = queue.SimpleQueue()  # Path, or (kind, path, dest)
+        self.writers: dict[Path, OpenWriters] = {}   # per root: only event-driven roots can see closes
+        self.tracker = SettleTracker(inst.settle_seconds, empty_seconds=inst.empty_file_seconds,
+                                     open_wait_seconds=inst.open_file_wait_seconds, is_open=self._writer_has_open,
+                                     may_be_empty=self.filter.is_marker)
         self.groupers = {r: Grouper(inst.id, r, inst.group, inst.group_quiet_seconds) for r in self.roots}
         self._lock = threading.Lock()
         self._known = known
@@ -108,19 +112,37 @@ class InstrumentWatcher(Worker):
                                     f"({exc.strerror or exc}); retrying every {self.rescan_seconds:.0f} s")
                 continue
             self._observers[root] = obs
+            self.writers[root] = open_writers(polling)
             log.info("watching %s for %s (%s)", root, self.inst.id, "polling" if polling else "events")
 
     def _drain_events(self) -> None:
         try:
-            path = self.events.get(timeout=self.tick)
+            item = self.events.get(timeout=self.tick)
         except queue.Empty:
             return
-        self._consider(path)
+        self._event(item)
         while True:
             try:
-                self._consider(self.events.get_nowait())
+                self._event(self.events.get_nowait())
             except queue.Empty:
                 return
+
+    def _event(self, item: "Path | tuple[str, Path, Path | None]") -> None:
+        """A path (rescans, retakes) or an observer's (kind, path, dest)."""
+        if isinstance(item, Path):
+            self._consider(item)
+            return
+        kind, path, dest = item
+        root = self._root_of(path)
+        if root is not None and root in self.writers:
+            self.writers[root].note(kind, path, dest)
+        self._consider(path)
+        if dest is not None:
+            self._consider(dest)
+
+    def _writer_has_open(self, path: Path) -> bool:
+        root = self._root_of(path)
+        return root is not None and root in self.writers and self.writers[root].is_open(path)
 
     def _root_of(self, path: Path) -> Path | None:
         for root in self.roots:

@@ -13,16 +13,15 @@ from watchdog.observers.polling import PollingObserver
 
 
 class EnqueueHandler(FileSystemEventHandler):
-    def __init__(self, sink: "queue.SimpleQueue[Path]") -> None:
+    def __init__(self, sink: "queue.SimpleQueue") -> None:
         self.sink = sink
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        for attr in ("src_path", "dest_path"):
-            p = getattr(event, attr, "")
-            if p:
-                self.sink.put(Path(os.fsdecode(p)))
+        dest = getattr(event, "dest_path", "")
+        # (kind, path, dest): the kind tells agent.watch.writers whether a writer closed the file
+        self.sink.put((event.event_type, Path(os.fsdecode(event.src_path)), Path(os.fsdecode(dest)) if dest else None))
 
 
 def is_network_path(path: Path) -> bool:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
+from typing import Callable
 
 
 @dataclass
@@ -29,9 +30,17 @@ class SettleTracker:
     ``problems`` maps paths to a message for files that stay unreadable past the settle time.
     """
 
-    def __init__(self, settle_seconds: float, clock=time.monotonic) -> None:
+    def __init__(self, settle_seconds: float, clock=time.monotonic, *, empty_seconds: float = 0.0,
+                 open_wait_seconds: float = 0.0, is_open: Callable[[Path], bool] | None = None,
+                 may_be_empty: Callable[[Path], bool] | None = None) -> None:
         self.settle_seconds = settle_seconds
         self.clock = clock
+        # an empty file is not a measurement until it has content or stayed empty this long
+        self.empty_seconds = empty_seconds
+        # a file a writer still holds open waits for the close, at most this long (agent.watch.writers)
+        self.open_wait_seconds = open_wait_seconds
+        self.is_open = is_open or (lambda _path: False)
+        self.may_be_empty = may_be_empty or (lambda _path: False)  # e.g. a group's "*.done" marker
         self.pending: dict[Path, Pending] = {}
         self.problems: dict[Path, str] = {}
 
@@ -70,8 +79,13 @@ class SettleTracker:
             if st.st_size != p.size or st.st_mtime_ns != p.mtime_ns:
                 p.size, p.mtime_ns, p.stable_since = st.st_size, st.st_mtime_ns, now
                 continue
-            if now - p.stable_since < self.settle_seconds:
+            quiet = now - p.stable_since
+            if quiet < self.settle_seconds:
                 continue
+            if st.st_size == 0 and quiet < self.empty_seconds and not self.may_be_empty(path):
+                continue  # instruments create the file, then write it
+            if quiet < self.open_wait_seconds and self.is_open(path):
+                continue  # its writer paused but has not closed it
             if not _openable(path):
                 # On Windows the writer's share mode blocks readers until it is done; elsewhere
                 # it is a permission problem the user must hear about.

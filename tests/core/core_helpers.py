@@ -50,7 +50,10 @@ def instrument(watch: Path | list[Path], iid: str = "xrd-1", **opts: Any) -> dic
                          "settle_seconds": 0.3,
                          # the sample-sheet pairer holds a measurement without a sheet for
                          # hold_seconds; these tests are about the core path, so send at once
-                         "unpaired_policy": "send", "hold_seconds": 0}
+                         "unpaired_policy": "send", "hold_seconds": 0,
+                         # the tiny RAS snippets these tests write look truncated to the translator;
+                         # waiting for them to change is tested in tests/exact
+                         "truncated_grace_seconds": 0}
     d.update(opts)
     return d
 
@@ -123,7 +126,7 @@ def labedge(*args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedP
 
 def status_json(cfg: Path) -> dict[str, Any]:
     r = labedge("status", "--json", "-c", str(cfg))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr  # healthy, problems, not running (2 = bad config)
     return json.loads(r.stdout)
 
 

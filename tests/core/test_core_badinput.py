@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
@@ -54,9 +55,11 @@ def test_missing_watch_folder_stops_run_but_not_status(tmp_path):
     r = labedge("run", "-c", str(cfg))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "smartlab" in r.stderr and "watch" in r.stderr and str(gone) in r.stderr, r.stderr
-    # status only reads the queue: it must still answer while a share is offline
+    # status only reads the queue: it must still answer while a share is offline, and say why
+    # `run` refuses (exit 2: the agent is not running and this config would not start)
     r = labedge("status", "--json", "-c", str(cfg))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert any(str(gone) in p["message"] for p in json.loads(r.stdout)["problems"]), r.stdout
 
 
 # -- unreadable, vanishing and changing files ----------------------------------------------

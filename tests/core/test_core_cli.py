@@ -46,7 +46,7 @@ def test_status_json_reports_queue_age_spool_and_intake(tmp_path, run_agent):
     wait_for(lambda: json.loads(labedge("status", "--json", "-c", str(cfg)).stdout)["agent"]["running"], 30,
              "the heartbeat")
     st = json.loads(labedge("status", "--json", "-c", str(cfg)).stdout)
-    assert st["packages"] == {"queued": 1, "uploading": 0, "delivered": 0, "failed": 0}
+    assert st["packages"] == {"queued": 1, "uploading": 0, "delivered": 0, "failed": 0, "superseded": 0}
     assert isinstance(st["oldest_queued_age_seconds"], (int, float)) and st["oldest_queued_age_seconds"] >= 0
     assert st["spool_bytes"] > 0 and st["intake"] == {"paused": False, "reason": None}
     assert st["offline"] is True and st["agent"]["mode"] == "offline"

@@ -102,7 +102,8 @@ def test_sigkill_storm_loses_and_doubles_nothing(tmp_path):
     assert sorted(p["id"] for p in pkgs) == [d.name for d in dirs], "DB and spool/packages disagree"
     assert all(is_package_id(d.name) for d in dirs)
     assert list((spool / "tmp").iterdir()) == [], "half-built packages left in spool/tmp"
-    assert sorted(p.name for p in spool.iterdir()) == ["packages", "tmp"], "damaged-* or stray entries in the spool"
+    assert sorted(p.name for p in spool.iterdir()) == ["agent.lock", "packages", "tmp"], \
+        "damaged-* or stray entries in the spool"  # agent.lock: one agent per spool (agent.instance)
     files = db_files(db)
     per_path = Counter(f["path"] for f in files)
     assert sorted(per_path) == sorted(str(watch / name) for name, *_ in writes)

@@ -111,7 +111,7 @@ def test_install_secures_folders_and_key_then_registers(root: Path) -> None:
     assert spec.user == OTHER_USER and spec.system_root == str(root)
     spool = root / "bigdisk" / "spool"
     assert spec.read_write_paths == (sp.base_dir, spool, sp.log_dir)  # state is inside the base folder
-    assert unit_values(systemd_unit(spec))["ReadWritePaths"] == [f"{sp.base_dir} {spool} {sp.log_dir}"]
+    assert unit_values(systemd_unit(spec))["ReadWritePaths"] == [f"{sp.base_dir} {spool} {sp.log_dir}", "-/run/lock"]
     installed = sp.config_file.read_text("utf-8")
     assert installed.startswith('mode = "system"') and CONFIG.format(watch=watch.as_posix()) in installed
     assert (owner(sp.config_file), mode(sp.config_file)) == ("root", 0o644)
@@ -243,7 +243,7 @@ def test_generated_unit_passes_systemd_analyze(tmp_path: Path) -> None:
     assert v["User"] == ["labedge"] and v["Wants"] == ["network-online.target"] and v["After"] == ["network-online.target"]
     assert v["Restart"] == ["on-failure"] and v["ProtectSystem"] == ["strict"] and v["NoNewPrivileges"] == ["yes"]
     assert v["PrivateTmp"] == ["yes"] and int(v["LimitNOFILE"][0]) >= 65536
-    assert v["ReadWritePaths"] == ["/var/lib/labedge /var/log/labedge"]
+    assert v["ReadWritePaths"] == ["/var/lib/labedge /var/log/labedge", "-/run/lock"]
     assert v["ExecStart"] == [f"{exe} -m agent run --system --config /etc/labedge/labedge.toml"]
     # a broken template line is what systemd-analyze is for: prove it would notice
     unit.write_text(systemd_unit(spec).replace("ProtectSystem=strict", "ProtectSystem=stricter"), "utf-8")

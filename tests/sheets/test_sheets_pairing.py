@@ -13,7 +13,7 @@ from sheets_helpers import FIB_VALUES, OWNER, REPO, AgentEnv, run_rde_validate, 
 def status_json(cfg: Path) -> dict:
     r = subprocess.run([sys.executable, "-m", "agent", "status", "--json", "-c", str(cfg)], capture_output=True,
                        text=True, cwd=REPO, timeout=60)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr  # healthy, problems, not running (2 = bad config)
     return json.loads(r.stdout)
 
 
