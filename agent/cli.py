@@ -55,8 +55,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.logs import setup_logging
     from agent.machine import prepare_service_dirs
     from agent.permissions import PermissionsError, for_this_os
+    from agent.private import apply_private_umask
     from agent.runner import Agent
 
+    apply_private_umask()  # the agent process writes only owner-only files (security 6)
     from agent.remote.hook import settle_before_start
     # a trial a crash interrupted: roll back before the checks (its layer may be what fails them)
     settle_before_start(_config_path(args), system=args.system)

@@ -38,6 +38,8 @@ class Health:
     def problem(self, key: str, message: str, *, kind: str = "error", ttl: float | None = None) -> None:
         """Report a problem under ``key``; with ``ttl`` it disappears by itself after that many seconds
         (for events that were handled, such as a file that vanished, but that the user should see)."""
+        from agent.package.safe_names import path_text
+        message, key = path_text(message), path_text(key)  # a file name that is not UTF-8 (security 10)
         with self._lock:
             old = self._problems.get(key)
             expires = None if ttl is None else time.time() + ttl

@@ -20,11 +20,15 @@ def setup_logging(log_dir: Path | None, level: str = "INFO", console: bool = Tru
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         path = log_dir / "labedge.log"
-        fh = logging.handlers.RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
+        # errors=backslashreplace: a file name that is not UTF-8 must not turn every log line into a traceback
+        fh = logging.handlers.RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8",
+                                                  errors="backslashreplace")
         fh.setFormatter(logging.Formatter(FORMAT))
         fh._labedge = True  # type: ignore[attr-defined]
         root.addHandler(fh)
     if console:
+        if hasattr(sys.stderr, "reconfigure"):
+            sys.stderr.reconfigure(errors="backslashreplace")
         ch = logging.StreamHandler(sys.stderr)
         ch.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
         ch._labedge = True  # type: ignore[attr-defined]

@@ -25,4 +25,5 @@ class Measurement:
 
     @property
     def name(self) -> str:
-        return Path(self.key).name
+        from agent.package.safe_names import path_text
+        return path_text(Path(self.key).name)  # printable and storable even if the name is not UTF-8

@@ -15,10 +15,12 @@ from agent.measurement import Measurement
 from agent.package.builder import BuiltPackage, Spool
 from agent.pairing import Pairer, UnpairedPairer
 from agent.pipeline import Pipeline
+from agent.private import secure_agent_dirs
 from agent.recovery import recover
 from agent.state.store import StateStore
 from agent.threads import stop_all
 from agent.watch.instrument import InstrumentWatcher
+from translators import sandbox
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class Agent:
         # first of all: a second agent on this state folder, spool or device id must not touch them
         self.instance = Instance(cfg).claim()
         try:
+            secure_agent_dirs(cfg.spool_dir, cfg.state_dir, cfg.log_dir)  # before anything is written (security 6)
+            sandbox.set_worker_log_dir(cfg.state_dir / "workers")
             self.store = StateStore(cfg.state_db)
         except BaseException:
             self.instance.release()

@@ -19,6 +19,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
     from facility.receiver import Receiver
     from facility.receiver_config import load_receiver_config
+    from wire.receipt import ReceiptError
     from wire.tls import TransportError
 
     cfg = load_receiver_config(args.config)  # ConfigError -> one line, exit 2 (agent.cli)
@@ -36,6 +37,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
         receiver = Receiver(cfg)
     except TransportError as exc:
         print(f"labedge receive: {exc}", file=sys.stderr)
+        return 2
+    except ReceiptError as exc:
+        print(f"labedge receive: cert_file {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"labedge receive: store_dir {cfg.store_dir}: {exc.strerror or exc}", file=sys.stderr)
@@ -65,9 +69,12 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 def cmd_pki_issue(args: argparse.Namespace) -> int:
     from facility.pki import cert_info, issue
     cert, key = issue(args.ca, args.name, args.out, days=args.days, server=args.server,
-                      san=args.san or None, force=args.force)
+                      san=args.san or None, force=args.force, role=args.role)
     info = cert_info(cert)
-    kind = "server (broker)" if args.server else "client (device/receiver)"
+    from wire.receipt import is_receiver_cert
+    from cryptography import x509
+    receiver = is_receiver_cert(x509.load_pem_x509_certificate(cert.read_bytes()))
+    kind = "server (broker)" if args.server else "receiver" if receiver else "client (device)"
     print(f"issued {kind} certificate CN={info['cn']} valid until {info['not_after']}")
     print(f"  certificate: {cert}")
     print(f"  private key: {key} (owner-only)")
@@ -77,7 +84,7 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
 @pki_errors
 def cmd_pki_sign_csr(args: argparse.Namespace) -> int:
     from facility.pki import cert_info, sign_csr
-    cert = sign_csr(args.ca, args.csr, args.out, days=args.days, force=args.force)
+    cert = sign_csr(args.ca, args.csr, args.out, days=args.days, force=args.force, replace=args.replace)
     info = cert_info(cert)
     print(f"signed CN={info['cn']} valid until {info['not_after']}: {cert}")
     print(f"send {cert} and {Path(args.ca) / 'ca.pem'} back to the PC (not the CA key).")
@@ -107,6 +114,9 @@ def _add_pki(sub: Any) -> None:
     q.add_argument("--san", action="append", default=[], metavar="HOST_OR_IP",
                    help="extra subject alternative name for --server (repeatable)")
     q.add_argument("--force", action="store_true", help="overwrite an existing NAME.key")
+    q.add_argument("--role", choices=["device", "receiver", "server"], default=None,
+                   help="receiver: adds the key usage devices require on signed 'stored' receipts "
+                        "(default: receiver for names starting with labedge-receiver, else device)")
     q.set_defaults(func=cmd_pki_issue)
 
     q = psub.add_parser("sign-csr", help="sign a device's CSR from `labedge enroll`")
@@ -115,6 +125,8 @@ def _add_pki(sub: Any) -> None:
     q.add_argument("--out", type=Path, required=True, help="directory for CN.pem")
     q.add_argument("--days", type=int, default=365, help="validity in days (default: %(default)s)")
     q.add_argument("--force", action="store_true", help="overwrite an existing CN.pem")
+    q.add_argument("--replace", action="store_true",
+                   help="sign although this CN was already issued (the PC re-enrolled with a new key)")
     q.set_defaults(func=cmd_pki_sign_csr)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,31 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from wire.identity import PKIError, cert_info, check_cn, cn_of, key_pem, write_private, write_public
 from wire.identity import utc_now
+from wire.receipt import RECEIVER_EKU
 
 __all__ = ["CA_CERT", "CA_KEY", "PKIError", "cert_info", "init_ca", "issue", "sign_csr"]
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
+#: Every certificate the CA issued, by lower-cased CN: `sign-csr` refuses a name twice (a second
+#: device taking over a first one's topics and session) unless told --replace.
+ISSUED_DIR = "issued"
+#: Names for the facility's own identities (receivers, admin tools). A device's CSR may never carry
+#: one: the broker ACL grants rights by name, so a device named labedge-receiver would be a receiver.
+RESERVED_PREFIX = "labedge-"
+ROLES = ("device", "receiver", "server")
+
+
+def is_reserved(cn: str) -> bool:
+    return cn.lower().startswith(RESERVED_PREFIX)
+
+
+def _issued_path(ca_dir: Path, cn: str) -> Path:
+    return Path(ca_dir) / ISSUED_DIR / f"{cn.lower()}.pem"
+
+
+def _record_issued(ca_dir: Path, cn: str, cert: x509.Certificate) -> None:
+    write_public(_issued_path(ca_dir, cn), cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -60,6 +81,8 @@ def init_ca(out_dir: Path, cn: str = "labedge CA", days: int = 3650, *, force: b
     out_dir = Path(out_dir)
     if (out_dir / CA_KEY).exists() and not force:
         raise PKIError(f"{out_dir / CA_KEY} already exists; refusing to replace a CA (use --force)")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(out_dir, 0o700)  # owner-only whatever the umask: the CA key and its issued/ list live here
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     nb, na = _validity(days, None, None)
@@ -81,7 +104,10 @@ def init_ca(out_dir: Path, cn: str = "labedge CA", days: int = 3650, *, force: b
 
 def _build_leaf(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, name: str,
                 public_key: Any, *, server: bool, san: list[str] | None,
-                not_before: datetime, not_after: datetime) -> x509.Certificate:
+                not_before: datetime, not_after: datetime, receiver: bool = False) -> x509.Certificate:
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+    if receiver:  # what devices check on a signed "stored" receipt (wire/receipt.py)
+        usages.append(RECEIVER_EKU)
     b = (x509.CertificateBuilder()
          .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
          .issuer_name(ca_cert.subject).public_key(public_key)
@@ -91,8 +117,7 @@ def _build_leaf(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, n
          .add_extension(x509.KeyUsage(digital_signature=True, key_agreement=True, content_commitment=False,
                                       key_encipherment=False, data_encipherment=False, key_cert_sign=False,
                                       crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
-                                               else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
          .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
     if server:
@@ -110,13 +135,20 @@ def _build_leaf(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, n
 
 def issue(ca_dir: Path, name: str, out_dir: Path, *, days: int = 365, server: bool = False,
           san: list[str] | None = None, not_before: datetime | None = None,
-          not_after: datetime | None = None, force: bool = False) -> tuple[Path, Path]:
+          not_after: datetime | None = None, force: bool = False, role: str | None = None) -> tuple[Path, Path]:
     """Make a key pair and a certificate signed by the CA: ``<name>.pem``, ``<name>.key`` (0600).
 
-    Devices get clientAuth; ``server=True`` gives serverAuth with SAN localhost + 127.0.0.1 (+ ``san``).
+    Devices get clientAuth; ``server=True`` gives serverAuth with SAN localhost + 127.0.0.1 (+ ``san``);
+    ``role="receiver"`` (the default for names starting with ``labedge-receiver``) adds the receiver
+    key usage devices require on "stored" receipts. Only the CA holder runs this.
     ``not_before``/``not_after`` override the validity (tests make expired certificates with them).
     """
     check_cn(name)
+    if role is None:
+        role = "server" if server else "receiver" if name.lower().startswith("labedge-receiver") else "device"
+    if role not in ROLES:
+        raise PKIError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    server = server or role == "server"
     ca_cert, ca_key = _load_ca(ca_dir)
     out_dir = Path(out_dir)
     key_p, cert_p = out_dir / f"{name}.key", out_dir / f"{name}.pem"
@@ -125,14 +157,19 @@ def issue(ca_dir: Path, name: str, out_dir: Path, *, days: int = 365, server: bo
     nb, na = _validity(days, not_before, not_after)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _build_leaf(ca_cert, ca_key, name, key.public_key(), server=server, san=san,
-                       not_before=nb, not_after=na)
+                       not_before=nb, not_after=na, receiver=role == "receiver")
+    _record_issued(ca_dir, name, cert)
     write_private(key_p, key_pem(key), force=True)
     write_public(cert_p, cert.public_bytes(serialization.Encoding.PEM))
     return cert_p, key_p
 
 
-def sign_csr(ca_dir: Path, csr_path: Path, out_dir: Path, days: int = 365, *, force: bool = False) -> Path:
-    """Sign a device CSR (clientAuth only) after checking its signature and CN. Returns ``<CN>.pem``."""
+def sign_csr(ca_dir: Path, csr_path: Path, out_dir: Path, days: int = 365, *, force: bool = False,
+             replace: bool = False) -> Path:
+    """Sign a device CSR (clientAuth only) after checking its signature and CN. Returns ``<CN>.pem``.
+
+    Refuses reserved names (``labedge-*``: receivers, admin tools) always, and a name the CA has
+    already issued unless ``replace`` (re-enrolling a PC whose key was lost or stolen)."""
     csr_path = Path(csr_path)
     try:
         data = csr_path.read_bytes()
@@ -156,6 +193,15 @@ def sign_csr(ca_dir: Path, csr_path: Path, out_dir: Path, days: int = 365, *, fo
     if cn is None:
         raise PKIError(f"{csr_path}: the CSR has no CN (common name); it must be the device id")
     check_cn(cn, what=f"{csr_path}: CN")
+    if is_reserved(cn):
+        raise PKIError(f"{csr_path}: CN {cn!r} is reserved for the facility's own identities "
+                       f"(names starting with {RESERVED_PREFIX!r}); a device cannot be signed with it. "
+                       "Issue receivers with `labedge pki issue --role receiver` on the CA host")
+    issued = _issued_path(ca_dir, cn)
+    if issued.exists() and not replace:
+        raise PKIError(f"{csr_path}: a certificate for CN {cn!r} was already issued ({issued}); signing another "
+                       "would let a second machine use that device's topics and session. If this PC "
+                       "re-enrolled (lost or stolen key), sign with --replace")
     pub = csr.public_key()
     if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp256r1":
         raise PKIError(f"{csr_path}: CN {cn!r}: only EC P-256 keys are accepted (as `labedge enroll` makes)")
@@ -167,5 +213,6 @@ def sign_csr(ca_dir: Path, csr_path: Path, out_dir: Path, days: int = 365, *, fo
     nb, na = _validity(days, None, None)
     # Extensions requested in the CSR are ignored on purpose: the CA decides (clientAuth, no SAN).
     cert = _build_leaf(ca_cert, ca_key, cn, pub, server=False, san=None, not_before=nb, not_after=na)
+    _record_issued(ca_dir, cn, cert)
     write_public(cert_p, cert.public_bytes(serialization.Encoding.PEM))
     return cert_p

@@ -10,7 +10,9 @@ A store that is full (or unwritable) answers "busy": the device keeps the packag
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -25,8 +27,9 @@ from wire import protocol as P
 from wire.link import Link, LinkSettings
 from facility.receiver_config import ReceiverConfig
 from facility.links import record_supersedes
-from facility.store import (PackageInvalid, Partial, expire_partials, final_dir, partial_ids,
-                                            stored_digests)
+from facility.store import (PackageInvalid, Partial, expire_partials, final_dir, partial_dir, partial_ids,
+                            stored_digests)
+from wire.receipt import ReceiptSigner
 from wire.tls import client_context
 from wire import status as S
 from wire import topics
@@ -42,6 +45,10 @@ BUSY_REPEAT_SECONDS = 5.0
 #: Bags verified at once: one huge bag must not hold back the small ones behind it; hashing drops
 #: the GIL, so these run in parallel on the cores (and the disk) the receiver has.
 FINALIZER_THREADS = 4
+#: Offers longer than this (about 700 files) are checked on the parser thread, not the network thread.
+OFFER_INLINE_BYTES = 64 * 1024
+#: OSErrors no retry can fix: the name or the layout of the package, not the state of the store.
+PERMANENT_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EILSEQ, errno.EINVAL}
 
 
 class Receiver:
@@ -57,10 +64,15 @@ class Receiver:
         self._busy_sent: dict[tuple[str, str], float] = {}
         self._finalizer = ThreadPoolExecutor(max_workers=FINALIZER_THREADS, thread_name_prefix="finalize")
         self._finalizing: dict[tuple[str, str], tuple[Partial, Future, float]] = {}
+        self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offers")
+        self._parsing: dict[tuple[str, str], Future] = {}
+        self._parsed_payload: dict[tuple[str, str], bytes] = {}
         cfg.store_dir.mkdir(parents=True, exist_ok=True)
         #: every stored package and every device status go to the catalog (facility/catalog/)
         self.catalog = CatalogWriter(cfg.catalog, cfg.client_id)
         ctx = client_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
+        # Devices delete their copy only on a receipt signed with a receiver certificate (security 2)
+        self.signer = ReceiptSigner(cfg.cert_file, cfg.key_file)
         self.link = Link(LinkSettings(
             host=cfg.host, port=cfg.port, client_id=cfg.client_id, ca_file=cfg.ca_file, cert_file=cfg.cert_file,
             key_file=cfg.key_file, keepalive=cfg.keepalive, session_expiry=cfg.session_expiry,
@@ -84,6 +96,7 @@ class Receiver:
         finally:
             # A bag being verified is finished (its lock is released if we are killed instead).
             self._finalizer.shutdown(wait=True, cancel_futures=True)
+            self._parser.shutdown(wait=True, cancel_futures=True)
             for p in self.partials.values():
                 p.close()
             self.link.close()
@@ -99,6 +112,8 @@ class Receiver:
         now = time.monotonic()
         if self._finalizing:
             self._collect_finalized()
+        if self._parsing:
+            self._collect_parsed()
         if now - self._last_flush >= ACK_FLUSH_SECONDS:
             self._last_flush = now
             for key, p in list(self.partials.items()):
@@ -112,9 +127,10 @@ class Receiver:
                 elif now - p.last_activity > IDLE_CLOSE_SECONDS or not p.alive():
                     p.close()
                     self.partials.pop(key, None)
-        if now - self._last_sweep >= EXPIRY_SWEEP_SECONDS:
+        if now - self._last_sweep >= min(EXPIRY_SWEEP_SECONDS, self.cfg.stalled_partial_seconds / 2):
             self._last_sweep = now
-            for name in expire_partials(self.cfg.store_dir, self.cfg.partial_expiry_seconds):
+            for name in expire_partials(self.cfg.store_dir, self.cfg.partial_expiry_seconds,
+                                        stalled_age=self.cfg.stalled_partial_seconds):
                 device, pid = name.split("/", 1)
                 if (device, pid) in self._finalizing:
                     continue
@@ -138,7 +154,7 @@ class Receiver:
             else:
                 self._on_chunk(device, pid, msg.payload)
         except OSError as exc:  # disk full, permissions: do not ack, say why, keep serving others
-            self._busy(device, pid, f"cannot write to its store ({exc.strerror or exc})")
+            self._store_error(device, pid, exc)
         except Exception:  # noqa: BLE001 - one hostile message must not stop the facility's receiver
             log.exception("%s/%s: error handling %s", device, pid, kind)
 
@@ -171,6 +187,23 @@ class Receiver:
         self.stats["busy"] += 1
         self._send(device, pid, "busy", reason=f"the receiver {why}", retry_after=self.cfg.busy_retry_seconds)
 
+    def _store_error(self, device: str, pid: str, exc: OSError, when: str = "write to its store") -> None:
+        """busy for what time can fix (full disk, permissions), rejected for what it cannot (a name the
+        file system refuses): a device told "busy" about a permanent error retries forever (security 4)."""
+        if exc.errno in PERMANENT_ERRNOS:
+            p = self.partials.pop((device, pid), None)
+            if p is None:
+                p = Partial.load(self.cfg.store_dir, device, pid, self.instance)
+            if p is not None:
+                p.discard()
+            reason = f"the receiver's file system cannot store this package ({exc.strerror or exc}" + \
+                     (f": {Path(exc.filename).name}" if exc.filename else "") + ")"
+            log.error("%s/%s: rejected: %s", device, pid, reason)
+            self.stats["rejected"] += 1
+            self._send(device, pid, "rejected", reason=reason)
+            return
+        self._busy(device, pid, f"cannot {when} ({exc.strerror or exc})")
+
     def _short_of_space(self, p: Partial) -> str | None:
         need = p.missing_bytes()
         try:
@@ -186,23 +219,59 @@ class Receiver:
         final = final_dir(self.cfg.store_dir, device, pid)
         if not final.is_dir():
             return False
-        self._send(device, pid, "stored", **stored_digests(final))
+        self._send(device, pid, "stored", **self.signer.sign(device, pid, stored_digests(final)))
         self.stats["dedup_acks"] += 1
         # recorded again (a no-op if it is there): covers a receiver killed between store and catalog
         self._catalog_stored(device, pid, final, None, None)
         return True
 
+    def _parse_offer(self, pid: str, payload: bytes) -> P.Offer:
+        return P.parse_offer(pid, payload, max_bytes=self.cfg.max_package_bytes,
+                             max_files=self.cfg.max_files_per_package)
+
     def _on_offer(self, device: str, pid: str, payload: bytes) -> None:
         self.stats["offers"] += 1
         if self._stored(device, pid):  # dedupe: acked again, never stored twice
             return
-        try:
-            offer = P.parse_offer(pid, payload, max_bytes=self.cfg.max_package_bytes)
-        except P.ProtocolError as exc:
-            log.warning("%s/%s: offer rejected: %s", device, pid, exc)
-            self.stats["rejected"] += 1
-            self._send(device, pid, "rejected", reason=str(exc))
+        if len(payload) > OFFER_INLINE_BYTES:
+            # A long file list takes a while to check (0.4 s for 20,000 files): on the parser thread,
+            # so another device's offer or chunk is never queued behind it (security 3). One per package.
+            if (device, pid) not in self._parsing:
+                self._parsing[(device, pid)] = self._parser.submit(self._parse_offer, pid, payload)
+                self._parsed_payload[(device, pid)] = payload
             return
+        try:
+            offer = self._parse_offer(pid, payload)
+        except P.ProtocolError as exc:
+            self._reject_offer(device, pid, exc)
+            return
+        self._accept_offer(device, pid, payload, offer)
+
+    def _reject_offer(self, device: str, pid: str, exc: Exception) -> None:
+        log.warning("%s/%s: offer rejected: %s", device, pid, exc)
+        self.stats["rejected"] += 1
+        self._send(device, pid, "rejected", reason=str(exc))
+
+    def _collect_parsed(self) -> None:
+        for key, fut in list(self._parsing.items()):
+            if not fut.done():
+                continue
+            del self._parsing[key]
+            payload = self._parsed_payload.pop(key)
+            try:
+                offer = fut.result()
+            except P.ProtocolError as exc:
+                self._reject_offer(*key, exc)
+                continue
+            except Exception:  # noqa: BLE001 - a bug in one offer's checks must not stop the receiver
+                log.exception("%s/%s: error checking an offer", *key)
+                continue
+            try:
+                self._accept_offer(key[0], key[1], payload, offer)
+            except OSError as exc:
+                self._store_error(key[0], key[1], exc)
+
+    def _accept_offer(self, device: str, pid: str, payload: bytes, offer: P.Offer) -> None:
         query = _query_of(payload)
         if (device, pid) in self._finalizing:  # every chunk is here; "stored" follows the verification
             self._send(device, pid, "status", q=query, missing=[], window=self.cfg.window)
@@ -211,6 +280,10 @@ class Receiver:
         if p is None or p.offer.tag != offer.tag or not p.alive():
             if p is not None:
                 p.close()
+            over = self._over_quota(device, pid, offer)
+            if over is not None:
+                self._busy(device, pid, over, answer=True)
+                return
             p = Partial.open_for_offer(self.cfg.store_dir, device, offer, payload, self.instance)
             self.partials[(device, pid)] = p
         p.refresh()
@@ -223,8 +296,32 @@ class Receiver:
         if short is not None:
             self._busy(device, pid, short, answer=True)
             return
-        missing = p.missing()
-        self._send(device, pid, "status", q=query, missing=P.to_ranges(missing), window=self.cfg.window)
+        self._send(device, pid, "status", q=query, missing=p.missing_ranges(), window=self.cfg.window)
+
+    def _over_quota(self, device: str, pid: str, offer: P.Offer) -> str | None:
+        """Why this device may not open another partial now (per-device quotas), or None.
+
+        One listdir plus at most max_partials_per_device small reads: bounded, whatever was declared."""
+        others = [(device, name) for name in _partial_names(self.cfg.store_dir, device) if name != pid]
+        if len(others) >= self.cfg.max_partials_per_device:
+            return (f"already holds {len(others)} unfinished transfers from {device} (limit "
+                    f"{self.cfg.max_partials_per_device}); this package is taken when one of them completes or expires")
+        limit = self.cfg.max_partial_bytes_per_device or self.cfg.max_package_bytes
+        declared = offer.total_bytes + sum(self._declared_bytes(k) for k in others)
+        if declared > limit:
+            return (f"would hold {human(declared)} of unfinished transfers from {device} (limit {human(limit)}); "
+                    "this package is taken when others complete")
+        return None
+
+    def _declared_bytes(self, key: tuple[str, str]) -> int:
+        p = self.partials.get(key)
+        if p is not None:
+            return p.offer.total_bytes
+        try:
+            raw = (partial_dir(self.cfg.store_dir, *key) / "offer.json").read_bytes()
+            return P.parse_offer(key[1], raw, max_bytes=1 << 62).total_bytes
+        except (OSError, P.ProtocolError):
+            return 0
 
     def _partial(self, device: str, pid: str) -> Partial | None:
         p = self.partials.get((device, pid))
@@ -290,7 +387,7 @@ class Receiver:
             try:
                 digests = fut.result()
             except OSError as exc:  # disk full or permissions: keep the partial, the device asks again
-                self._busy(p.device, pid, f"cannot store the complete package ({exc.strerror or exc})")
+                self._store_error(p.device, pid, exc, when="store the complete package")
                 continue
             except PackageInvalid as exc:
                 log.error("%s/%s: complete but invalid, discarded: %s", p.device, pid, exc)
@@ -312,9 +409,16 @@ class Receiver:
                                   p.offer.supersedes)
             except OSError as exc:  # the package is stored; the link is a courtesy, never a reason to refuse
                 log.error("%s/%s: cannot record which package it supersedes (%s)", p.device, pid, exc)
-            self._send(p.device, pid, "stored", **digests)
+            self._send(p.device, pid, "stored", **self.signer.sign(p.device, pid, digests))
             self._catalog_stored(p.device, pid, final_dir(self.cfg.store_dir, p.device, pid), len(p.offer.files),
                                  p.offer.total_bytes)
+
+
+def _partial_names(root: Path, device: str) -> list[str]:
+    try:
+        return [n for n in os.listdir(partial_dir(root, device, "x").parent) if not n.startswith(".tmp-")]
+    except FileNotFoundError:
+        return []
 
 
 def _query_of(payload: bytes) -> int | None:

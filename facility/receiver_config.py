@@ -39,6 +39,11 @@ class ReceiverConfig:
     reconnect_max: float = 30.0
     min_free_bytes: int = 256 * 1024 * 1024
     busy_retry_seconds: float = 30.0
+    # what one device may make the receiver keep (security finding 3)
+    max_files_per_package: int = 20_000
+    max_partials_per_device: int = 16
+    max_partial_bytes_per_device: int | None = None   # default: max_package_bytes
+    stalled_partial_seconds: float = 900.0
     log_level: str = "INFO"
     log_file: Path | None = None
     #: an SQLite file or a postgresql:// URL; default: <store_dir>/.catalog.sqlite3 (docs/facility.md)

@@ -33,6 +33,9 @@ except ImportError:  # pragma: no cover - Windows receivers lock with msvcrt
 
 log = logging.getLogger(__name__)
 SEQ = struct.Struct(">I")
+#: Descriptors one partial keeps open for writing chunks. Chunks walk through the files in order,
+#: so a few suffice; holding one per file ran a 1,500-file package into "too many open files".
+MAX_OPEN_FILES = 16
 
 
 class PackageInvalid(Exception):
@@ -89,12 +92,10 @@ class Partial:
         d.parent.mkdir(parents=True, exist_ok=True)
         tmp = d.parent / f".tmp-{offer.package_id}-{instance}"
         shutil.rmtree(tmp, ignore_errors=True)
+        # No file is created here: each appears when its first chunk arrives (zero-length ones at the
+        # end), so what a partial costs on disk follows what the device sent, not what it declared
+        # (100,000 declared files used to be 100,000 inodes kept for a week).
         (tmp / "bag").mkdir(parents=True)
-        for f in offer.files:
-            p = tmp / "bag" / f.path
-            p.parent.mkdir(parents=True, exist_ok=True)
-            with open(p, "wb") as fh:
-                fh.truncate(f.size)
         (tmp / "offer.json").write_bytes(raw_offer)
         try:
             os.rename(tmp, d)
@@ -127,7 +128,12 @@ class Partial:
     def _fd(self, i: int) -> int:
         fd = self.fds.get(i)
         if fd is None:
-            fd = os.open(self.dir / "bag" / self.offer.files[i].path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+            if len(self.fds) >= MAX_OPEN_FILES:  # chunks move forward through the files: close the oldest
+                old = next(iter(self.fds))
+                os.close(self.fds.pop(old))
+            path = self.dir / "bag" / self.offer.files[i].path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
             self.fds[i] = fd
         return fd
 
@@ -191,11 +197,36 @@ class Partial:
     def complete(self) -> bool:
         return self.n_have >= self.offer.chunks
 
+    @property
+    def received_any(self) -> bool:
+        return self.n_have > 0
+
     def missing_bytes(self) -> int:
-        return sum(self.offer.chunk_len(i) for i, h in enumerate(self.have) if not h)
+        """Bytes still to come, in O(1): every missing chunk is full-size except perhaps the last."""
+        chunks = self.offer.chunks
+        if chunks == 0:
+            return 0
+        out = (chunks - self.n_have) * self.offer.chunk_size
+        if not self.have[chunks - 1]:
+            out -= self.offer.chunk_size - self.offer.chunk_len(chunks - 1)
+        return out
+
+    def missing_ranges(self) -> list[list[int]]:
+        """[[start, end), ...] of chunks not yet here. bytearray.find runs in C, so the Python loop
+        turns once per hole, never once per declared chunk."""
+        have, n, out, pos = self.have, len(self.have), [], 0
+        while pos < n:
+            start = have.find(0, pos)
+            if start < 0:
+                break
+            end = have.find(1, start)
+            end = n if end < 0 else end
+            out.append([start, end])
+            pos = end
+        return out
 
     def missing(self) -> list[int]:
-        return [i for i, h in enumerate(self.have) if not h]
+        return [s for a, b in self.missing_ranges() for s in range(a, b)]
 
     def close(self) -> None:
         for fd in self.fds.values():
@@ -239,6 +270,10 @@ class Partial:
 
     def _sync_bag(self, bag: Path) -> None:
         self.close()
+        for f in self.offer.files:
+            if f.size == 0 and not (bag / f.path).exists():  # zero-length files get no chunk
+                (bag / f.path).parent.mkdir(parents=True, exist_ok=True)
+                (bag / f.path).touch()
         for f in self.offer.files:
             fd = os.open(bag / f.path, os.O_RDONLY)
             try:
@@ -292,8 +327,18 @@ def _try_lock(fd: int) -> bool:
         return False
 
 
-def expire_partials(root: Path, max_age: float, now: float | None = None) -> list[str]:
-    """Remove partial transfers untouched for ``max_age`` seconds; returns what was removed."""
+def _never_progressed(d: Path) -> bool:
+    """No receiver has logged a single chunk for this partial."""
+    try:
+        return not any(c.name.startswith("chunks-") and c.stat().st_size >= SEQ.size for c in d.iterdir())
+    except FileNotFoundError:
+        return False
+
+
+def expire_partials(root: Path, max_age: float, now: float | None = None,
+                    stalled_age: float | None = None) -> list[str]:
+    """Remove partial transfers untouched for ``max_age`` seconds, and those that never received a
+    chunk after ``stalled_age`` (an offer alone is not worth a week of disk); returns what was removed."""
     now = now or time.time()
     removed = []
     base = root / ".partial"
@@ -307,7 +352,8 @@ def expire_partials(root: Path, max_age: float, now: float | None = None) -> lis
                 newest = max([d.stat().st_mtime] + [c.stat().st_mtime for c in d.iterdir() if c.is_file()])
             except FileNotFoundError:
                 continue
-            if now - newest < max_age:
+            if now - newest < max_age and not (stalled_age is not None and now - newest >= stalled_age
+                                               and _never_progressed(d)):
                 continue
             try:
                 lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644) if not d.name.startswith(".tmp-") else None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_shared
+from testpaths import require_shared
 from translators.pipeline import translate_into
 
 REPO = Path(__file__).resolve().parents[1]

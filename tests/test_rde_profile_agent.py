@@ -16,7 +16,7 @@ import pytest
 from agent.config import ConfigError, config_schema, load_config
 from agent.package.verify import verify_package
 from agent.runner import Agent
-from conftest import require_shared
+from testpaths import require_shared
 from translators import profiles
 
 REPO = Path(__file__).resolve().parents[1]

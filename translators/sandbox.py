@@ -147,6 +147,21 @@ MAX_REQUESTS = 50
 MAX_AGE_S = 600.0
 
 
+#: Where warm workers write their stderr: the agent's state dir (private, see agent/private.py),
+#: never the shared temp dir where other local accounts could read file names and tracebacks and
+#: where a killed agent's logs would stay forever. None (outside the agent) = the temp dir.
+_worker_log_dir: Path | None = None
+
+
+def set_worker_log_dir(path: Path) -> None:
+    """Keep worker logs in ``path``; logs left by a killed agent are removed (one agent per state dir)."""
+    global _worker_log_dir
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in path.glob("labedge-worker-*.log"):
+        stale.unlink(missing_ok=True)
+    _worker_log_dir = path
+
+
 class WarmWorker:
     """A translator worker started before it is needed; it serves requests one at a time."""
 
@@ -157,7 +172,7 @@ class WarmWorker:
         self.env, self.memory_mb = env, memory_mb
         self.started = time.monotonic()
         self.served = 0
-        fd, name = tempfile.mkstemp(prefix="labedge-worker-", suffix=".log")
+        fd, name = tempfile.mkstemp(prefix="labedge-worker-", suffix=".log", dir=_worker_log_dir)
         self.log_path = Path(name)
         kwargs: dict = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": fd, "env": env,
                         "close_fds": True}

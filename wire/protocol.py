@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import struct
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -33,8 +34,25 @@ DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: Characters refused in any path component of an offer (Windows-reserved, control, separators).
 _BAD_NAME = re.compile(r'[\x00-\x1f<>:"|?*\\/]')
-MAX_FILES = 200_000
 MAX_PATH = 1024
+#: Longest path component most file systems take (ext4, XFS: 255 bytes; NTFS: 255 UTF-16 units).
+MAX_NAME_BYTES = 255
+#: What one offer may make a receiver keep (security finding 3): a receiver's cost must follow what
+#: a device actually sends, not what it declares. The chunk bitmap is one byte per chunk, so at most
+#: MAX_CHUNKS bytes per partial; a 1 TiB package fits with 1 MiB chunks (the uploader picks a chunk
+#: size that keeps under the bound). Files are created when their first chunk arrives, so a file
+#: list costs parsing only; MAX_FILES bounds that (a 1,500-file folder measurement is fine).
+MIN_CHUNK_SIZE = 16 * 1024
+MAX_CHUNK_SIZE = 256 * 1024 * 1024
+MAX_CHUNKS = 1 << 20
+MAX_FILES = 20_000
+
+
+def chunk_size_for(total_bytes: int, wanted: int, max_payload: int) -> int:
+    """The device's chunk size: ``wanted`` raised to the floor and to what keeps the chunk count
+    within MAX_CHUNKS, never above what the broker takes (``max_payload``)."""
+    size = max(wanted, MIN_CHUNK_SIZE, -(-total_bytes // MAX_CHUNKS))
+    return min(size, max_payload, MAX_CHUNK_SIZE)
 #: An offer names at most this many earlier packages it supersedes.
 MAX_SUPERSEDES = 64
 
@@ -193,11 +211,31 @@ def safe_rel_path(path: Any) -> str:
     for p in parts:
         if p in ("", ".", "..") or _BAD_NAME.search(p) or p != p.rstrip(". "):
             raise ProtocolError(f"file path {path!r} has a disallowed component {p!r}")
+        if len(p.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ProtocolError(f"file path {path!r}: the name {p[:40]!r}... is {len(p.encode('utf-8'))} bytes "
+                                f"in UTF-8; file systems take at most {MAX_NAME_BYTES}")
     return path
 
 
-def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
-    """Validate an offer from a device; raises ProtocolError naming the problem."""
+def name_key(path: str) -> str:
+    """How a case-insensitive, normalising file system (NTFS, APFS) sees a name: é (NFC) == é (NFD)."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def _check_file_vs_folder(entries: list[FileEntry]) -> None:
+    """``data/a`` and ``data/a/b`` cannot both exist on disk: refuse the offer instead of failing later."""
+    files = {name_key(e.path) for e in entries}
+    for e in entries:
+        parts = name_key(e.path).split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in files:
+                raise ProtocolError(f"{e.path}: {'/'.join(e.path.split('/')[:i])} is both a file and a folder")
+
+
+def parse_offer(package_id: str, payload: bytes, *, max_bytes: int, max_files: int = MAX_FILES) -> Offer:
+    """Validate an offer from a device; raises ProtocolError naming the problem.
+
+    Cheap for any input: a few checks per listed file, nothing per declared chunk."""
     try:
         msg = json.loads(payload)
     except ValueError as exc:
@@ -207,10 +245,11 @@ def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
     if msg.get("package_id") != package_id:
         raise ProtocolError("offer's package_id differs from its topic")
     cs, files = msg.get("chunk_size"), msg.get("files")
-    if not isinstance(cs, int) or not 1024 <= cs <= 256 * 1024 * 1024:
-        raise ProtocolError(f"bad chunk_size {cs!r}")
-    if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES:
-        raise ProtocolError(f"files must be a list of 1..{MAX_FILES} entries")
+    if not isinstance(cs, int) or isinstance(cs, bool) or not MIN_CHUNK_SIZE <= cs <= MAX_CHUNK_SIZE:
+        raise ProtocolError(f"chunk_size {cs!r} is outside {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE} bytes")
+    if not isinstance(files, list) or not 0 < len(files) <= max_files:
+        raise ProtocolError(f"the package has {len(files) if isinstance(files, list) else 'no'} files; a package "
+                            f"may have 1..{max_files} (zip the folder, or split the measurement)")
     entries, seen = [], set()
     for item in files:
         if not (isinstance(item, list) and len(item) == 3):
@@ -220,10 +259,13 @@ def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
             raise ProtocolError(f"{path}: bad size {size!r}")
         if not isinstance(digest, str) or not SHA256_RE.match(digest):
             raise ProtocolError(f"{path}: bad sha256 {digest!r}")
-        if path.lower() in seen:
-            raise ProtocolError(f"{path}: listed twice (names are compared case-insensitively)")
-        seen.add(path.lower())
+        key = name_key(path)
+        if key in seen:
+            raise ProtocolError(f"{path}: listed twice (names are compared ignoring case and Unicode "
+                                "normalisation, as Windows and macOS file systems do)")
+        seen.add(key)
         entries.append(FileEntry(path, size, digest))
+    _check_file_vs_folder(entries)
     missing = [t for t in TAG_FILES if t not in seen]
     if missing:
         raise ProtocolError(f"offer lacks the BagIt tag file(s) {', '.join(missing)}")
@@ -235,6 +277,9 @@ def parse_offer(package_id: str, payload: bytes, *, max_bytes: int) -> Offer:
     offer = make_offer(package_id, cs, entries, supersedes=sup)
     if offer.total_bytes > max_bytes:
         raise ProtocolError(f"package of {offer.total_bytes} bytes exceeds the receiver's limit of {max_bytes}")
+    if offer.chunks > MAX_CHUNKS:
+        raise ProtocolError(f"{offer.chunks} chunks of {cs} bytes exceed the limit of {MAX_CHUNKS} chunks "
+                            "per package (use a larger chunk_size)")
     if msg.get("tag") != offer.tag.hex():
         raise ProtocolError("offer tag does not match its contents")
     return offer

@@ -6,6 +6,7 @@ complete and fsynced, so a crash never leaves half a package that looks whole.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import re
@@ -21,9 +22,12 @@ from agent.measurement import Measurement
 from agent.package.bag import write_bag_tags
 from agent.package.copying import CopiedFile, copy_and_hash, fsync_dir, hash_file
 from agent.package.ids import new_package_id
+from agent.package.safe_names import path_text, safe_rel_names
 from agent.pairing import Pairing
 from agent.state.store import FileRecord
 from translators.pipeline import TranslationOutcome, translate_into
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,8 +92,8 @@ def build_package(spool: Spool, measurement: Measurement, pairing: Pairing, ctx:
     try:
         raw_dir.mkdir(parents=True)
         copied = _copy_sources(measurement, raw_dir, ctx)
-        payload: dict[str, tuple[str, int]] = {f"data/raw/{s.rel}": (c.sha256, c.size)
-                                               for s, c in zip(measurement.files, copied)}
+        payload: dict[str, tuple[str, int]] = {f"data/raw/{c.dest.relative_to(raw_dir).as_posix()}": (c.sha256, c.size)
+                                               for c in copied}
         if translator is None:  # supplementary files (agent.sheets.attachments) are not translated
             outcome = TranslationOutcome(ok=False, status="untranslated", error=f"{kind}: not translated")
         else:
@@ -99,7 +103,7 @@ def build_package(spool: Spool, measurement: Measurement, pairing: Pairing, ctx:
         _write_json(data / "invoice" / "invoice.json", pairing.invoice)
         _write_json(data / "tasksupport" / "invoice.schema.json", pairing.schema)
         _write_json(data / "labedge" / "provenance.json",
-                    _provenance(pkg_id, measurement, copied, pairing, outcome, ctx, template, started)
+                    _provenance(pkg_id, measurement, copied, pairing, outcome, ctx, template, started, raw_dir)
                     | {"kind": kind, **({"parent_id": parent_id} if parent_id else {}),
                        **({"supersedes": list(supersedes)} if supersedes else {}),
                        **({"empty": True} if measurement.files and not any(f.size for f in measurement.files)
@@ -111,7 +115,7 @@ def build_package(spool: Spool, measurement: Measurement, pairing: Pairing, ctx:
         write_bag_tags(work, [(rel, digest, size) for rel, (digest, size) in payload.items()], {
             "External-Identifier": pkg_id,
             "Source-Organization": ctx.device_id,
-            "Internal-Sender-Identifier": f"{measurement.instrument_id}:{measurement.key}",
+            "Internal-Sender-Identifier": f"{measurement.instrument_id}:{path_text(measurement.key)}",
             "Internal-Sender-Description": "labedge measurement package (RDE layout in data/)",
         })
         _fsync_tree(work)
@@ -148,18 +152,21 @@ def _copy_sources(measurement: Measurement, raw_dir: Path, ctx: BuildContext) ->
             ctx.progress(f"copying {measurement.key}", done, total)
 
     out = []
-    for src in measurement.files:
-        dest = raw_dir / src.rel
+    # every raw file under a name any file system, bagit and the receiver take (security 10)
+    for src, name in zip(measurement.files, safe_rel_names([f.rel for f in measurement.files])):
+        if name != src.rel:
+            log.info("%s is stored as raw/%s (its original name is kept in provenance.json)", path_text(src.path), name)
+        dest = raw_dir / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         # fsync=False: _fsync_tree syncs the whole bag before the rename, so the raw copies are
         # written back while the translator runs instead of stalling the copy.
         out.append(copy_and_hash(src.path, dest, progress=tick if total > 64 * 1024 * 1024 else None,
-                                 expect=(src.size, src.mtime_ns), fsync=False))
+                                 expect=(src.size, src.mtime_ns), fsync=False, root=measurement.watch_root))
     return out
 
 
 def _provenance(pkg_id: str, m: Measurement, copied: list[CopiedFile], pairing: Pairing,
-                outcome: TranslationOutcome, ctx: BuildContext, template: str | None, started: float) -> dict:
+                outcome: TranslationOutcome, ctx: BuildContext, template: str | None, started: float, raw_dir: Path) -> dict:
     def iso(t: float) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
@@ -171,8 +178,11 @@ def _provenance(pkg_id: str, m: Measurement, copied: list[CopiedFile], pairing: 
         "host": socket.gethostname(),
         "instrument_id": m.instrument_id,
         "template": template,
-        "measurement": {"key": m.key, "watch_root": str(m.watch_root), "settled_at": iso(m.settled_at)},
-        "sources": [{"path": str(s.path), "raw": f"raw/{s.rel}", "size": c.size, "sha256": c.sha256,
+        "measurement": {"key": path_text(m.key), "watch_root": path_text(m.watch_root),
+                        "settled_at": iso(m.settled_at)},
+        # original_name: the name on the PC (bytes that are not UTF-8 as \xNN), raw: the stored one
+        "sources": [{"path": path_text(s.path), "raw": f"raw/{c.dest.relative_to(raw_dir).as_posix()}",
+                     "original_name": path_text(s.rel), "size": c.size, "sha256": c.sha256,
                      "mtime": iso(c.mtime_ns / 1e9), "mtime_ns": c.mtime_ns} for s, c in zip(m.files, copied)],
         "pairing": {"status": pairing.status, "sheet_id": pairing.sheet_id, "source": pairing.source,
                     **({"details": pairing.details} if pairing.details else {})},

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from agent.package.confined import OutsideWatchedFolder, open_confined
+
 CHUNK = 4 * 1024 * 1024
 #: Files at least this big are copied by two threads (see ``_pipelined``); 3 buffers in flight.
 PIPELINE_MIN = 16 * 1024 * 1024
@@ -35,8 +37,13 @@ class CopiedFile:
     sha256: str
 
 
+class SourceOutsideRoot(SourceUnreadable):
+    """The file's path leads out of the watched folder (symlinked sub-folder, foreign hard link)."""
+
+
 def copy_and_hash(src: Path, dest: Path, *, progress: Callable[[int], None] | None = None,
-                  expect: tuple[int, int] | None = None, fsync: bool = True) -> CopiedFile:
+                  expect: tuple[int, int] | None = None, fsync: bool = True,
+                  root: Path | None = None) -> CopiedFile:
     """Copy ``src`` to ``dest`` (new file), returning its sha256; fsyncs ``dest`` unless the caller
     does it later (the builder fsyncs the whole bag once, so the disk writes back meanwhile).
 
@@ -46,8 +53,11 @@ def copy_and_hash(src: Path, dest: Path, *, progress: Callable[[int], None] | No
     """
     try:
         # O_NOFOLLOW/O_NONBLOCK: a path swapped for a symlink or a FIFO since it settled is
-        # neither followed out of the watched tree nor allowed to block the pipeline.
-        fin = os.fdopen(os.open(src, _OPEN_FLAGS), "rb")
+        # neither followed out of the watched tree nor allowed to block the pipeline. With ``root``
+        # every component is checked (agent/package/confined.py), not only the last one.
+        fin = os.fdopen(open_confined(root, src) if root is not None else os.open(src, _OPEN_FLAGS), "rb")
+    except OutsideWatchedFolder as exc:
+        raise SourceOutsideRoot(f"{exc.strerror}") from None
     except FileNotFoundError:
         raise SourceChanged(f"{src}: vanished before it could be copied") from None
     except OSError as exc:

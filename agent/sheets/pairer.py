@@ -13,6 +13,7 @@ sends it with a minimal invoice marked unpaired ("send").
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,7 @@ from agent.sheets.templates import TemplateError, load_template
 from agent.state.store import StateStore
 from agent.threads import Worker
 from agent.watch.filters import SHEET_SUFFIX
+from agent.package.confined import open_in_watched
 
 log = logging.getLogger(__name__)
 MAX_SHEETS_PER_FOLDER = 20
@@ -192,7 +194,8 @@ class SheetPairer:
                 return known[0]
             if st.st_size > MAX_SHEET_BYTES:
                 raise SheetError(f"{path}: larger than {MAX_SHEET_BYTES // 1024} KiB; a sample sheet is a few KiB")
-            with open(path, "rb") as fh:
+            # a sheet beside the data is instrument-folder content: never through a symlink (security 5)
+            with os.fdopen(open_in_watched([w for i in self.cfg.instruments for w in i.watch], path), "rb") as fh:
                 data = fh.read(MAX_SHEET_BYTES + 1)
             doc = parse_sheet(data, str(path), choices=self.choices)
         except OSError as exc:

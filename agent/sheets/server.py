@@ -18,7 +18,7 @@ import re
 import secrets
 import socket
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +28,7 @@ from agent.health import Health
 from agent.package.builder import Spool
 from agent.portowner import port_in_use_message
 from agent.sheets import pages
+from agent.sheets.bounded_http import BoundedThreadingHTTPServer
 from agent.sheets.attachments import AttachmentRefused, Upload, attach
 from agent.sheets.form import SheetInvalid, form_model, validate_values
 from agent.sheets.html import render_sheet
@@ -73,7 +74,7 @@ class Refused(Exception):
         self.message = message if isinstance(message, dict) else {"en": message, "ja": message}
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class _HTTPServer(BoundedThreadingHTTPServer):  # bounded connections and time-outs (security 7)
     daemon_threads = True
     # POSIX SO_REUSEADDR only lets us bind over our own old connections in TIME_WAIT (a restart
     # would otherwise wait ~60 s); it never lets two sockets listen at once. On Windows it would,

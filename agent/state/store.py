@@ -6,6 +6,8 @@ One connection guarded by a lock serves all threads of the agent; other processe
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import sqlite3
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from agent.state.migrations import MIGRATIONS, apply_migrations
+from agent.package.safe_names import path_text
 
 
 def _import_sqlite_utils():  # noqa: ANN202
@@ -146,6 +149,7 @@ class StateStore:
             return {p: (s, m) for p, s, m, _ in self.conn.execute(sql, args)}
 
     def is_packaged(self, path: str, size: int, mtime_ns: int) -> bool:
+        path = path_text(path)  # a name that is not UTF-8 cannot be a SQLite text (security 10)
         with self._lock:
             row = self.conn.execute("SELECT 1 FROM files WHERE path=? AND size=? AND mtime_ns=?",
                                     (path, size, mtime_ns)).fetchone()
@@ -179,6 +183,7 @@ class StateStore:
                 (package_id, instrument_id, kind, parent_id, path, nbytes, len(files), created_at or now,
                  json.dumps(translation) if translation else None, json.dumps(pairing) if pairing else None))
             for f in files:
+                f = dataclasses.replace(f, path=path_text(f.path))
                 version = conn.execute("SELECT count(*) FROM files WHERE path=?", (f.path,)).fetchone()[0] + 1
                 conn.execute(
                     "INSERT OR IGNORE INTO files (path, size, mtime_ns, sha256, instrument_id, package_id, version,"
@@ -193,7 +198,7 @@ class StateStore:
         with self._lock:
             for path in paths:
                 row = self.conn.execute("SELECT package_id FROM files WHERE path=? ORDER BY version DESC LIMIT 1",
-                                        (path,)).fetchone()
+                                        (path_text(path),)).fetchone()
                 if row:
                     ids.add(row[0])
         return [r for r in (self.package(i) for i in sorted(ids)) if r is not None]

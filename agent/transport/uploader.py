@@ -24,6 +24,7 @@ from agent.state.store import StateStore
 from agent.threads import Worker
 from wire import protocol as P
 from wire.link import Link, LinkSettings
+from wire.receipt import ReceiptError, ReceiptVerifier
 from wire.tls import TransportError, client_context
 from agent.transport.transfer import BagUnreadable, Transfer, bag_files
 
@@ -37,6 +38,9 @@ PACKET_TOO_LARGE = 0x95
 DENIED_PAUSE = 60.0
 #: Bounds on a receiver's "busy ... retry_after": a hostile or broken value must not stall or spin us.
 BUSY_RETRY_BOUNDS = (1.0, 600.0)
+#: Busy packages resting (no slot) per upload slot, at most: a full receiver does not make us open
+#: every queued package, and a later offer finds space as soon as there is some.
+RESTING_PER_SLOT = 4
 
 
 class Uploader(Worker):
@@ -61,6 +65,7 @@ class Uploader(Worker):
         self._paused_until = 0.0
         self._allow_at = 0.0                            # rate limit: earliest time of the next chunk
         self._last_facts = 0.0
+        self._verifier: ReceiptVerifier | None = None
 
     # ------------------------------------------------------------------ thread
     def wake(self) -> None:
@@ -171,15 +176,22 @@ class Uploader(Worker):
     def _start_transfers(self, now: float) -> None:
         if now < self._paused_until:
             return
-        while len(self.active) < self.u.parallel:
+        # A package the receiver answered "busy" for rests without holding an upload slot, so one that
+        # cannot be taken now (too big for the space left, say) never starves the others (security 4).
+        while (sum(1 for t in self.active.values() if not t.busy_until) < self.u.parallel
+               and len(self.active) < self.u.parallel * RESTING_PER_SLOT):
             row = self.store.next_queued()
             if row is None or row.id in self.active:
                 return
-            chunk = min(self.u.chunk_size, self.link.max_packet_size - P.PUBLISH_OVERHEAD - P.CHUNK_HEADER.size)
+            room = self.link.max_packet_size - P.PUBLISH_OVERHEAD - P.CHUNK_HEADER.size
+            # receivers bound chunks per package (wire.protocol.MAX_CHUNKS): big packages get big chunks
+            chunk = P.chunk_size_for(row.bytes or 0, min(self.u.chunk_size, room), room)
             if not self.store.claim_for_upload(row.id):
                 continue  # superseded by a later version a moment ago: it never leaves the PC
             try:
                 t = Transfer.open(row.id, Path(row.path), chunk)
+                if t.offer.chunks > P.MAX_CHUNKS:  # the tag files made it a little bigger than recorded
+                    t = Transfer.open(row.id, Path(row.path), P.chunk_size_for(t.offer.total_bytes, chunk, room))
             except BagUnreadable as exc:
                 log.error("%s", exc)
                 self.store.set_state(row.id, "failed", f"package cannot be read from the spool: {exc}")
@@ -336,6 +348,7 @@ class Uploader(Worker):
             log.warning("%s: %s; the package stays queued here and is offered again every %.0f s", t.package_id,
                         reason, retry)
         t.busy_reason = reason
+        self._woken.set()  # its slot is free: start the next package now
         self.health.problem("upload:receiver", f"uploads wait: {reason}. Nothing is lost; the package stays "
                             f"queued on this PC and is offered again every {retry:.0f} s", kind="warning")
 
@@ -371,7 +384,25 @@ class Uploader(Worker):
         return (body.get("manifest_sha256") == want["manifest-sha256.txt"]
                 and body.get("tagmanifest_sha256") == want["tagmanifest-sha256.txt"])
 
+    def _genuine_receipt(self, pid: str, body: dict[str, Any]) -> bool:
+        """Only a receipt signed by a receiver certificate of our CA may free the spool copy (security 2).
+
+        A forged one is ignored: the package stays in transfer and the real receiver's answer counts."""
+        try:
+            if self._verifier is None:
+                self._verifier = ReceiptVerifier(self.u.ca_file)
+            self._verifier.verify(self.cfg.device_id, pid, body)
+            return True
+        except (ReceiptError, OSError, ValueError) as exc:
+            msg = f"ignored a 'stored' message for {pid} that does not prove storage: {exc}"
+            log.warning("%s", msg)
+            self.health.problem("upload:receipt", f"{msg}. The package stays queued on this PC; if this "
+                                "repeats, someone is impersonating the receiver", kind="warning", ttl=3600)
+            return False
+
     def _on_stored(self, t: Transfer, body: dict[str, Any]) -> None:
+        if not self._genuine_receipt(t.package_id, body):
+            return
         if not self._digests_match(list(t.offer.files), body):
             self._drop(t.package_id, "failed", "the receiver acknowledged different manifests than this "
                        "package's; not marking it delivered")
@@ -387,7 +418,7 @@ class Uploader(Worker):
             files = bag_files(Path(row.path))
         except BagUnreadable:
             return
-        if self._digests_match(files, body):
+        if self._digests_match(files, body) and self._genuine_receipt(pid, body):
             self._mark_delivered(pid)
 
     # ------------------------------------------------------------------ endings

@@ -23,6 +23,7 @@ from agent.watch.grouping import Grouper
 from agent.watch.observer import EnqueueHandler, make_observer
 from agent.watch.scanner import WatchRootUnavailable, scan_tree
 from agent.watch.settle import SettleTracker
+from agent.package.safe_names import path_text
 from agent.watch.writers import OpenWriters, open_writers
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class InstrumentWatcher(Worker):
     def _consider_file(self, root: Path, path: Path, stat: tuple[int, int]) -> None:
         """Start settling ``path`` unless it is in flight or already packaged as it is now."""
         with self._lock:
-            if path in self._in_flight or self._known.get(str(path)) == stat:
+            if path in self._in_flight or self._known.get(path_text(path)) == stat:
                 return
         self.tracker.add(path)
         self.groupers[root].touch(path)
@@ -191,7 +192,7 @@ class InstrumentWatcher(Worker):
                 if self.on_sheet is not None:
                     self.on_sheet(self.inst.id, f.path)
                 with self._lock:
-                    self._known[str(f.path)] = (f.size, f.mtime_ns)
+                    self._known[path_text(f.path)] = (f.size, f.mtime_ns)
                 continue
             root = self._root_of(f.path)
             if root is not None:

@@ -29,7 +29,7 @@ def test_normal_paths_pass(path):
     assert P.safe_rel_path(path) == path
 
 
-def _offer(files, cs=1024):
+def _offer(files, cs=P.MIN_CHUNK_SIZE):
     return P.make_offer(PID, cs, [P.FileEntry(p, s, "0" * 64) for p, s in files])
 
 
@@ -106,7 +106,7 @@ def make_bag(root, payload: bytes, *, bad_manifest: bool = False):
 
 def test_two_receivers_share_one_partial_and_store_once(tmp_path):
     bag = make_bag(tmp_path / "spool", os.urandom(50_000))
-    t = Transfer.open(PID, bag, 4096)
+    t = Transfer.open(PID, bag, P.MIN_CHUNK_SIZE)
     store = tmp_path / "store"
     raw = t.offer.to_json()
     a = Partial.open_for_offer(store, "dev-01", t.offer, raw, "rx-a")
@@ -129,7 +129,7 @@ def test_two_receivers_share_one_partial_and_store_once(tmp_path):
 def test_complete_but_invalid_bag_is_rejected_and_discarded(tmp_path):
     bag = make_bag(tmp_path / "spool", b"x" * 1000, bad_manifest=True)
     files = bag_files(bag)
-    t = Transfer(PID, bag, P.make_offer(PID, 4096, files))
+    t = Transfer(PID, bag, P.make_offer(PID, P.MIN_CHUNK_SIZE, files))
     store = tmp_path / "store"
     p = Partial.open_for_offer(store, "dev-01", t.offer, t.offer.to_json(), "rx")
     for seq in range(t.offer.chunks):
@@ -143,7 +143,7 @@ def test_complete_but_invalid_bag_is_rejected_and_discarded(tmp_path):
 
 def test_abandoned_partials_expire(tmp_path):
     bag = make_bag(tmp_path / "spool", b"y" * 100)
-    t = Transfer.open(PID, bag, 4096)
+    t = Transfer.open(PID, bag, P.MIN_CHUNK_SIZE)
     store = tmp_path / "store"
     p = Partial.open_for_offer(store, "dev-01", t.offer, t.offer.to_json(), "rx")
     p.close()
