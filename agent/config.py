@@ -53,6 +53,7 @@ class UploadConfig:
     reconnect_max: float = 60.0
     #: fleet status heartbeat (agent/fleet/status_publisher.py); also published on every change
     status_interval: int = 60
+    renew_days: float = 30.0           # agent.fleet.renew: renew this long before the certificate expires
 
     @property
     def host(self) -> str:

@@ -100,9 +100,11 @@ class Agent:
                 LocalServer = None  # type: ignore[assignment,misc]
             if LocalServer is not None:
                 self.web = LocalServer(self.cfg, self.store, self.health, self.pairer, self.spool, self.pipeline)
+        from agent.fleet.commands import attach_commands  # remote commands ride on the uploader's link
+        commands = attach_commands(self)
         # a pairer may bring its own worker (agent.sheets: the hold-timeout timer)
         self.threads = [flusher, self.pipeline, *self.watchers.values(), self.uploader, self.status_publisher, self.web,
-                        getattr(self.pairer, "worker", None)]
+                        getattr(self.pairer, "worker", None), commands]
         if self.cfg.status_file is not None:  # machine-wide mode: what every user's tray reads
             from agent.status_file import StatusFileWriter
             self.threads.append(StatusFileWriter(self.cfg, self.cfg.status_file))

@@ -112,7 +112,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
         progress=list(snap.get("progress", {}).values()) if running else [],
         failed=failed,
         sheets=sheets,
-        control={"paused": bool(control.get("paused"))},
+        control=control_section(control),
         facts={k: v for k, v in facts.items() if k not in ("intake_paused", "agent_version", "mode", "upload",
                                                            "upload_last_error")},
         upload=_upload_section(cfg, facts, running),
@@ -122,6 +122,18 @@ def build_status(cfg: Config) -> dict[str, Any]:
     out["remote"] = remote_status(cfg)
     out["summary"] = summarize(out).as_dict()  # the one user-facing state: tray, page and CLI show it
     return out
+
+
+def control_section(control: dict[str, Any]) -> dict[str, Any]:
+    """Who paused collection and why, in the words the tray, the local page and `status` all show."""
+    paused = bool(control.get("paused"))
+    by = control.get("paused_by") if paused else None
+    reason = str(control.get("pause_reason") or "")[:200] if paused and by == "facility" else None
+    words = None
+    if paused:
+        words = (f"paused by the facility: {reason or 'no reason given'}" if by == "facility"
+                 else "paused by the user")
+    return {"paused": paused, "by": by or ("user" if paused else None), "reason": reason, "words": words}
 
 
 def _just_started(holder: dict[str, Any]) -> bool:
@@ -191,6 +203,8 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append(f"  certificate: CN={cert['cn']}, valid until {cert['not_after'][:10]} ({cert['days_left']} days)")
     if cert and cert.get("warning"):
         lines.append(f"  WARNING: {cert['warning']}")
+    if (st.get("control") or {}).get("words"):
+        lines.append(f"  COLLECTION PAUSED: {st['control']['words']}")
     if st["intake"]["paused"]:
         lines.append(f"  INTAKE PAUSED: {st['intake']['reason']}")
     for pr in st.get("progress", []):

@@ -6,7 +6,7 @@ status said ``sheets.held`` and stayed grey while a measurement waited for a she
 
 States, most urgent first when several apply: ``error`` (the agent is not running, packages failed),
 ``needs attention`` (a measurement needs a sheet, intake stopped, a folder cannot be watched, the
-certificate), ``paused`` (by the user), ``offline`` (not set up to upload, the facility cannot be
+certificate), ``paused`` (by the user, or by the facility with its reason), ``offline`` (not set up to upload, the facility cannot be
 reached, its receiver does not answer or is full), ``working``, ``up to date``. Reasons and actions are
 plain words in English and Japanese; technical details (broker addresses, errors) go in ``detail``.
 """
@@ -128,7 +128,13 @@ def summarize(st: dict[str, Any]) -> Summary:
         return _s(ATTENTION, "this PC's certificate needs renewing", "この PC の証明書の更新が必要です",
                   "tell the facility (labedge enroll makes a new request)", "施設に連絡してください（labedge enroll）",
                   str(cert["warning"])[:300])
-    if (st.get("control") or {}).get("paused"):
+    ctl = st.get("control") or {}
+    if ctl.get("paused") and ctl.get("by") == "facility":  # a remote `pause`: the administrator's reason
+        why = shorten(str(ctl.get("reason") or "no reason given"), 120)
+        return _s(PAUSED, f"by the facility: {why}", f"施設による一時停止：{why}",
+                  "nothing to do; the facility resumes it (ask them if it takes long)",
+                  "操作は不要です。施設が再開します（長引く場合は施設に連絡してください）")
+    if ctl.get("paused"):
         return _s(PAUSED, "by the user: new measurements wait until you resume",
                   "ユーザーによる一時停止です。再開するまで新しい測定は待機します",
                   "choose Resume to continue", "再開を選ぶと続行します")

@@ -129,6 +129,9 @@ def _add_pki(sub: Any) -> None:
                    help="sign although this CN was already issued (the PC re-enrolled with a new key)")
     q.set_defaults(func=cmd_pki_sign_csr)
 
+    from facility.pki_cli import add_pki_commands  # renewal service, revoke, crl
+    add_pki_commands(psub)
+
 
 
 

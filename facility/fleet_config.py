@@ -49,6 +49,7 @@ class FleetConfig:
     catalog_url: str | None = None      # default: the receiver's, <store_dir>/.catalog.sqlite3
     signing_key: Path | None = None
     trust_root: Path | None = None
+    ca_dir: Path | None = None          # fleetops: the CA's revoked.json names revoked devices
     status_interval: int = DEFAULT_STATUS_INTERVAL
     dashboard: DashboardConfig = DashboardConfig()
 
@@ -96,7 +97,7 @@ def parse_fleet_config(data: dict[str, Any], *, source: Path) -> FleetConfig:
         return q if q.is_absolute() else base / q
 
     kw: dict[str, Any] = {k: v for k, v in data.items() if k not in ("config_version", "dashboard")}
-    for key in ("ca_file", "cert_file", "key_file", "store_dir", "signing_key", "trust_root"):
+    for key in ("ca_file", "cert_file", "key_file", "store_dir", "signing_key", "trust_root", "ca_dir"):
         if key in kw:
             kw[key] = resolve(kw[key])
     for key in ("ca_file", "cert_file", "key_file"):

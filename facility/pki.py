@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from wire.identity import PKIError, cert_info, check_cn, cn_of, key_pem, write_private, write_public
 from wire.identity import utc_now
 from wire.receipt import RECEIVER_EKU
+from facility.revocation import record_issued
 
 __all__ = ["CA_CERT", "CA_KEY", "PKIError", "cert_info", "init_ca", "issue", "sign_csr"]
 
@@ -99,6 +100,8 @@ def init_ca(out_dir: Path, cn: str = "labedge CA", days: int = 3650, *, force: b
             .sign(key, hashes.SHA256()))
     write_private(out_dir / CA_KEY, key_pem(key), force=True)
     write_public(out_dir / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
+    from facility.revocation import write_crl
+    write_crl(out_dir)  # the broker's crlfile must exist from day one (OpenSSL requires a CRL per CA)
     return out_dir
 
 
@@ -161,7 +164,50 @@ def issue(ca_dir: Path, name: str, out_dir: Path, *, days: int = 365, server: bo
     _record_issued(ca_dir, name, cert)
     write_private(key_p, key_pem(key), force=True)
     write_public(cert_p, cert.public_bytes(serialization.Encoding.PEM))
+    record_issued(ca_dir, cert)
     return cert_p, key_p
+
+
+def parse_csr(data: bytes, where: str) -> tuple[x509.CertificateSigningRequest, str]:
+    """A device CSR (PEM or DER) whose signature, CN and key type are checked; returns (csr, CN)."""
+    try:
+        csr = x509.load_pem_x509_csr(data)
+    except ValueError:
+        try:
+            csr = x509.load_der_x509_csr(data)
+        except ValueError:
+            raise PKIError(f"{where}: not a certificate signing request (expected PEM "
+                           "'-----BEGIN CERTIFICATE REQUEST-----' from `labedge enroll`)") from None
+    try:
+        ok = csr.is_signature_valid
+    except (InvalidSignature, ValueError):
+        ok = False
+    if not ok:
+        raise PKIError(f"{where}: the CSR's signature does not match its public key (corrupt or tampered)")
+    cn = cn_of(csr.subject)
+    if cn is None:
+        raise PKIError(f"{where}: the CSR has no CN (common name); it must be the device id")
+    check_cn(cn, what=f"{where}: CN")
+    if is_reserved(cn):
+        raise PKIError(f"{where}: CN {cn!r} is reserved for the facility's own identities "
+                       f"(names starting with {RESERVED_PREFIX!r}); a device cannot be signed with it. "
+                       "Issue receivers with `labedge pki issue --role receiver` on the CA host")
+    pub = csr.public_key()
+    if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp256r1":
+        raise PKIError(f"{where}: CN {cn!r}: only EC P-256 keys are accepted (as `labedge enroll` makes)")
+    return csr, cn
+
+
+def sign_parsed_csr(ca_dir: Path, csr: x509.CertificateSigningRequest, cn: str, days: int = 365) -> x509.Certificate:
+    """Sign an already checked CSR as a device certificate (clientAuth) and record it in both indexes
+    (by name: what sign-csr refuses twice; by serial: what revoke searches)."""
+    ca_cert, ca_key = _load_ca(ca_dir)
+    nb, na = _validity(days, None, None)
+    # Extensions requested in the CSR are ignored on purpose: the CA decides (clientAuth, no SAN).
+    cert = _build_leaf(ca_cert, ca_key, cn, csr.public_key(), server=False, san=None, not_before=nb, not_after=na)
+    _record_issued(ca_dir, cn, cert)
+    record_issued(ca_dir, cert)
+    return cert
 
 
 def sign_csr(ca_dir: Path, csr_path: Path, out_dir: Path, days: int = 365, *, force: bool = False,
@@ -175,44 +221,17 @@ def sign_csr(ca_dir: Path, csr_path: Path, out_dir: Path, days: int = 365, *, fo
         data = csr_path.read_bytes()
     except OSError as exc:
         raise PKIError(f"{csr_path}: cannot read CSR ({exc.strerror or exc})") from None
-    try:
-        csr = x509.load_pem_x509_csr(data)
-    except ValueError:
-        try:
-            csr = x509.load_der_x509_csr(data)
-        except ValueError:
-            raise PKIError(f"{csr_path}: not a certificate signing request (expected PEM "
-                           "'-----BEGIN CERTIFICATE REQUEST-----' from `labedge enroll`)") from None
-    try:
-        ok = csr.is_signature_valid
-    except (InvalidSignature, ValueError):
-        ok = False
-    if not ok:
-        raise PKIError(f"{csr_path}: the CSR's signature does not match its public key (corrupt or tampered)")
-    cn = cn_of(csr.subject)
-    if cn is None:
-        raise PKIError(f"{csr_path}: the CSR has no CN (common name); it must be the device id")
-    check_cn(cn, what=f"{csr_path}: CN")
-    if is_reserved(cn):
-        raise PKIError(f"{csr_path}: CN {cn!r} is reserved for the facility's own identities "
-                       f"(names starting with {RESERVED_PREFIX!r}); a device cannot be signed with it. "
-                       "Issue receivers with `labedge pki issue --role receiver` on the CA host")
+    csr, cn = parse_csr(data, str(csr_path))
+    _load_ca(ca_dir)  # a missing CA is the first thing to say
     issued = _issued_path(ca_dir, cn)
     if issued.exists() and not replace:
         raise PKIError(f"{csr_path}: a certificate for CN {cn!r} was already issued ({issued}); signing another "
                        "would let a second machine use that device's topics and session. If this PC "
                        "re-enrolled (lost or stolen key), sign with --replace")
-    pub = csr.public_key()
-    if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp256r1":
-        raise PKIError(f"{csr_path}: CN {cn!r}: only EC P-256 keys are accepted (as `labedge enroll` makes)")
-    ca_cert, ca_key = _load_ca(ca_dir)
     out_dir = Path(out_dir)
     cert_p = out_dir / f"{cn}.pem"
     if cert_p.exists() and not force:
         raise PKIError(f"{cert_p} already exists; refusing to overwrite it (use --force)")
-    nb, na = _validity(days, None, None)
-    # Extensions requested in the CSR are ignored on purpose: the CA decides (clientAuth, no SAN).
-    cert = _build_leaf(ca_cert, ca_key, cn, pub, server=False, san=None, not_before=nb, not_after=na)
-    _record_issued(ca_dir, cn, cert)
+    cert = sign_parsed_csr(ca_dir, csr, cn, days)
     write_public(cert_p, cert.public_bytes(serialization.Encoding.PEM))
     return cert_p

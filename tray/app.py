@@ -76,7 +76,7 @@ class TrayController:
     def set_paused(self, paused: bool) -> None:
         store = self._store()
         try:
-            store.set_control(paused=paused)
+            store.set_control(paused=paused, paused_by="user", pause_reason=None)
         finally:
             store.close()
 

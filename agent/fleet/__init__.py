@@ -1,1 +1,2 @@
-"""The device's side of fleet operations: the shared MQTT channel and the status publisher."""
+"""The device's side of fleet operations: the shared MQTT channel, the status publisher, remote
+commands and certificate renewal."""

@@ -76,7 +76,7 @@ def build_document(cfg: Config, st: dict[str, Any], *, translators: dict[str, st
         "spool": {"used": int(st.get("spool_bytes") or 0), "max": int(st.get("spool_max_bytes") or 0),
                   "disk_free": disk_free},
         "paused": st["intake"]["reason"] if st.get("intake", {}).get("paused") else
-        ("paused by the user" if (st.get("control") or {}).get("paused") else None),
+        ((st.get("control") or {}).get("words") if (st.get("control") or {}).get("paused") else None),
         "held": int((st.get("sheets") or {}).get("held") or 0),
         "problems": problems,
         "cert_not_after": _epoch(not_after) if not_after else None,

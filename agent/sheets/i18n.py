@@ -81,6 +81,8 @@ WORDS: dict[str, dict[str, str]] = {
     "rule:none": {"en": "no sheet", "ja": "シートなし"},
     "paused_user": {"en": "Paused by the user: new measurements wait until you resume.",
                     "ja": "ユーザーが一時停止しました。再開するまで新しい測定は待機します。"},
+    "paused_facility": {"en": "Paused by the facility: {reason}. New measurements wait until it is resumed.",
+                        "ja": "施設により一時停止中：{reason}。再開されるまで新しい測定は待機します。"},
     "waiting_n": {"en": "{n} new measurement(s) being prepared (settling, paused or waiting for a sheet).",
                   "ja": "新しい測定 {n} 件を準備中（書き込み完了待ち・一時停止・シート待ち）。"},
     "cert": {"en": "Certificate", "ja": "証明書"},

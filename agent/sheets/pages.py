@@ -103,8 +103,10 @@ def status_lines(st: dict[str, Any], lang: str) -> list[tuple[str, str]]:
     """(kind, text) under the summary: the other things that hold, in the page's language."""
     out: list[tuple[str, str]] = []
     sm = st.get("summary") or {}
-    if st.get("control", {}).get("paused") and sm.get("state") != "paused":
-        out.append(("warning", w("paused_user", lang)))
+    ctl = st.get("control", {})
+    if ctl.get("paused") and sm.get("state") != "paused":
+        out.append(("warning", w("paused_facility", lang, reason=ctl.get("reason") or "-") if ctl.get("by") == "facility"
+                    else w("paused_user", lang)))
     cert = st.get("certificate")
     if isinstance(cert, dict) and cert.get("warning") and cert["warning"] != sm.get("detail"):
         out.append(("warning", f"{w('cert', lang)}: {cert['warning']}"))

@@ -231,7 +231,7 @@ class LocalServer(Worker):
             paused = body.get("paused")
             if not isinstance(paused, bool):
                 raise Refused(400, "paused must be true or false")
-            self.store.set_control(paused=paused)  # the agent polls it, as it does for the tray's Pause
+            self.store.set_control(paused=paused, paused_by="user", pause_reason=None)  # the agent polls it, as it does for the tray's Pause
             log.info("collection %s from the local page", "paused" if paused else "resumed")
             return {"ok": True, "paused": paused}
         raise Refused(404, "no such endpoint")

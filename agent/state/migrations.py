@@ -109,6 +109,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE packages_v3 RENAME TO packages;
         CREATE INDEX packages_by_state ON packages(state, id)
     """),
+    # remote commands (agent.fleet.commands): every signed command id handled, with its result, kept
+    # until well past its expiry, so a replayed copy does nothing a second time.
+    ("0004_fleet_commands", """
+        CREATE TABLE commands (
+            id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            signer TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT NOT NULL
+        );
+        CREATE INDEX commands_by_expiry ON commands(expires_at);
+    """),
 ]
 
 

@@ -66,6 +66,8 @@ class Uploader(Worker):
         self._allow_at = 0.0                            # rate limit: earliest time of the next chunk
         self._last_facts = 0.0
         self._verifier: ReceiptVerifier | None = None
+        from agent.fleet.renew import CertificateRenewer  # renewal rides on this connection
+        self.renewer = CertificateRenewer(cfg, health)
 
     # ------------------------------------------------------------------ thread
     def wake(self) -> None:
@@ -80,8 +82,14 @@ class Uploader(Worker):
                 if not self.link.connected:
                     self._facts(force=True)
                     if not self.link.ensure_connected(self._sleep):
-                        break
+                        if self.stopping:
+                            break
+                        continue  # the renewer went back to the old certificate: a new link
                     self._facts(force=True)
+                if self.renewer.relink:  # new certificate files on disk: reconnect with them
+                    self._relink()
+                    continue
+                self.renewer.tick(self._publish_small)
                 sending = self._pump()
                 if self.channel is not None:
                     self.channel.service(self.link)
@@ -95,7 +103,19 @@ class Uploader(Worker):
 
     def _sleep(self, seconds: float) -> bool:
         self._facts(force=True)
+        if self.renewer.connect_failed():
+            self._relink()
+            return True
         return self.wait(seconds)
+
+    def _relink(self) -> None:
+        self.renewer.relink = False
+        if self.link is not None:
+            self.link.close()
+        self.link = None
+
+    def _publish_small(self, topic: str, payload: bytes) -> int | None:
+        return self.link.publish(topic, payload) if self.link is not None else None
 
     def _make_link(self) -> bool:
         u = self.u
@@ -110,6 +130,7 @@ class Uploader(Worker):
                                 session_expiry=u.session_expiry, clean_start=False,
                                 max_inflight=u.window + u.parallel + 8,
                                 subscriptions=[(P.device_down_filter(u.topic_prefix, self.cfg.device_id), 1),
+                                               (self.renewer.filter, 1),
                                                *(self.channel.subscriptions() if self.channel else [])],
                                 backoff_max=u.reconnect_max)
         self.link = Link(settings, ctx, on_message=self._on_message, on_puback=self._on_puback,
@@ -139,6 +160,7 @@ class Uploader(Worker):
     # ------------------------------------------------------------------ connection events
     def _on_connected(self, session_present: bool) -> None:
         self.health.clear_problem("upload:connect")
+        self.renewer.connected()
         if self.channel is not None:
             self.channel.connected()
         if len(self.mids) > 10_000:  # paho re-sends its in-flight messages itself, under the same mids
@@ -257,6 +279,8 @@ class Uploader(Worker):
 
     # ------------------------------------------------------------------ broker acks
     def _on_puback(self, mid: int, reason: int) -> None:
+        if self.renewer.on_puback(mid, reason):
+            return
         entry = self.mids.pop(mid, None)
         if entry is None or reason < 0x80 and reason != NO_MATCHING_SUBSCRIBERS:
             return
@@ -289,6 +313,9 @@ class Uploader(Worker):
 
     # ------------------------------------------------------------------ receiver messages
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.split("/")[2:4] == ["pki", "cert"]:
+            self.renewer.handle(msg.topic, msg.payload)
+            return
         if self.channel is not None and msg.topic.split("/")[2:3] != ["down"] \
                 and self.channel.dispatch(msg.topic, bytes(msg.payload)):
             return

@@ -57,6 +57,7 @@ class InstrumentWatcher(Worker):
         self._observers: dict[Path, object] = {}
         self.tick = max(0.05, min(inst.settle_seconds / 4, 0.5))
         self.scans_done = 0
+        self._rescan_asked = False
 
     # -- called from the pipeline thread -----------------------------------------------------
     def mark_known(self, entries: list[tuple[str, int, int]]) -> None:
@@ -76,6 +77,11 @@ class InstrumentWatcher(Worker):
     def wake(self) -> None:
         self.events.put(Path())
 
+    def rescan_now(self) -> None:
+        """A rescan at the next tick (the `rescan` remote command), not at the next period."""
+        self._rescan_asked = True
+        self.wake()
+
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
         try:
@@ -85,7 +91,8 @@ class InstrumentWatcher(Worker):
             while not self.stopping:
                 self._drain_events()
                 self._advance()
-                if time.monotonic() >= next_rescan:
+                if time.monotonic() >= next_rescan or self._rescan_asked:
+                    self._rescan_asked = False
                     self._start_observers()
                     self._rescan()
                     next_rescan = time.monotonic() + self.rescan_seconds

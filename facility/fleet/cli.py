@@ -28,6 +28,7 @@ from facility.fleet_config import FleetConfig, load_fleet_config
 #: Modules contributing more ``labedge fleet`` actions (each with ``add_fleet_parser(fleet_sub)``).
 FLEET_ACTION_MODULES: list[str] = [
     "facility.remote.cli",     # keys, config (signed remote configuration)
+    "facility.fleet_command",  # command (signed remote commands, docs/fleet-operations.md)
 ]
 
 

@@ -46,9 +46,21 @@ class FleetData:
             self.catalog = None
             return []
 
+    def revoked(self) -> set[str]:
+        """Devices with a revoked certificate (fleet.toml ``ca_dir``): their line says so."""
+        if self.cfg.ca_dir is None:
+            return set()
+        from facility.revocation import revoked_names
+        from wire.identity import PKIError
+        try:
+            return revoked_names(self.cfg.ca_dir)
+        except PKIError as exc:
+            self.catalog_note = str(exc)
+            return set()
+
     def lines(self, statuses: Statuses, now: float | None = None) -> list[DeviceLine]:
         return build_lines(statuses, self.catalog_devices(), default_interval=self.cfg.status_interval,
-                           now=time.time() if now is None else now)
+                           now=time.time() if now is None else now, revoked=self.revoked())
 
     def device_detail(self, device: str) -> dict[str, Any]:
         if self.catalog is None:

@@ -22,6 +22,7 @@ EN = {
     "r_config": "config {v}", "r_problems": "{v} problem(s)", "r_paused": "intake paused: {v}",
     "r_held": "{v} measurement(s) wait for a sheet", "r_oldest": "oldest upload waits {v}",
     "r_warnings": "{v} warning(s)", "r_pc_says": "the PC says: {v}",
+    "r_revoked": "certificate revoked: the broker refuses it",
 }
 JA = {
     "title": "labedge フリート", "device": "装置", "all": "すべて", "attention": "要対応",
@@ -44,6 +45,7 @@ JA = {
     "r_config": "設定 {v}", "r_problems": "{v} 件の問題", "r_paused": "取り込み停止中: {v}",
     "r_held": "{v} 件の測定がシート待ち", "r_oldest": "最古のアップロード待ち {v}",
     "r_warnings": "{v} 件の警告", "r_pc_says": "PC の表示: {v}",
+    "r_revoked": "証明書失効：ブローカーが接続を拒否します",
 }
 assert set(EN) == set(JA)
 

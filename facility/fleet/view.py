@@ -173,16 +173,30 @@ def sort_lines(lines: list[DeviceLine]) -> list[DeviceLine]:
 
 
 def build_lines(statuses: dict[str, tuple[dict[str, Any], float | None]], catalog: list[dict[str, Any]], *,
-                default_interval: int, now: float | None = None) -> list[DeviceLine]:
-    """``statuses``: device -> (doc, received_at or None); ``catalog``: ``Catalog.devices()``."""
+                default_interval: int, now: float | None = None,
+                revoked: set[str] | frozenset[str] = frozenset()) -> list[DeviceLine]:
+    """``statuses``: device -> (doc, received_at or None); ``catalog``: ``Catalog.devices()``;
+    ``revoked``: devices whose certificate the CA revoked (the broker refuses them)."""
     now = time.time() if now is None else now
     cat = {c["device"]: c for c in catalog}
     out = []
-    for device in sorted(set(statuses) | set(cat)):
+    for device in sorted(set(statuses) | set(cat) | set(revoked)):
         doc, rx = statuses.get(device, (None, None))
-        out.append(assess(device, doc, cat.get(device), now=now, default_interval=default_interval,
-                          received_at=rx))
+        line = assess(device, doc, cat.get(device), now=now, default_interval=default_interval, received_at=rx)
+        if device in revoked:
+            mark_revoked(line)
+        out.append(line)
     return sort_lines(out)
+
+
+def mark_revoked(line: DeviceLine) -> None:
+    """A revoked device is refused at its next connect: never "ok", and the first reason says why."""
+    line.reasons = [_r("revoked", None, "certificate revoked: the broker refuses it")] + \
+        [r for r in line.reasons if r["code"] != "fine"]
+    line.why = "; ".join(r["text"] for r in line.reasons)
+    if line.state in ("ok", "warning"):
+        line.state = "error"
+    line.symbol, line.label = STATES[line.state][1], STATES[line.state][2]
 
 
 # ------------------------------------------------------------------------------ words

@@ -71,11 +71,15 @@ def render_acl(receivers: list[str] | None = None) -> str:
 
 def render_conf(*, port: int, ca: Path, cert: Path, key: Path, acl: Path, data_dir: Path,
                 log_file: Path, bind: str = "127.0.0.1", plugin: Path | None = None,
-                receivers: list[str] | None = None) -> str:
-    """The shipped mosquitto.conf with loopback port and local paths (all absolute)."""
+                receivers: list[str] | None = None, crl: Path | None = None) -> str:
+    """The shipped mosquitto.conf with loopback port and local paths (all absolute).
+
+    ``crl`` defaults to ``crl.pem`` beside ``ca`` (where `labedge pki init` writes it)."""
+    crl = Path(crl) if crl is not None else Path(ca).parent / "crl.pem"
     repl = {
         "plugin": str(Path(plugin).resolve()) if plugin else "/usr/lib/labedge/labedge_guard.so",
         "plugin_opt_share_users": ",".join(receivers or [RECEIVER_CN]),
+        "crlfile": str(crl.resolve()),
         "listener": f"{port} {bind}",
         "cafile": str(Path(ca).resolve()),
         "certfile": str(Path(cert).resolve()),
@@ -107,6 +111,9 @@ def write_broker_files(dir: Path, *, port: int, ca: Path, cert: Path, key: Path,
     (dir / "data").mkdir(parents=True, exist_ok=True)
     acl = dir / "labedge.acl"
     acl.write_text(render_acl(receivers), encoding="utf-8")
+    crl = Path(ca).parent / "crl.pem"
+    if not crl.is_file():  # mosquitto would refuse to start
+        raise FileNotFoundError(f"{crl}: the broker's CRL is missing (write one with `labedge pki crl --ca DIR`)")
     conf = dir / "mosquitto.conf"
     conf.write_text(render_conf(port=port, ca=ca, cert=cert, key=key, acl=acl, data_dir=dir / "data",
                                 log_file=dir / "mosquitto.log", plugin=build_guard_plugin(),

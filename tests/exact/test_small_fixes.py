@@ -17,10 +17,10 @@ def _schema_keys() -> set[tuple[str, str]]:
     """(section, key) for every key the schema accepts; section "" is the top level."""
     schema = config_schema()
     out = {("", k) for k in schema["properties"]}
-    for section, tag in (("upload", "[upload]"), ("web", "[web]"), ("sheets", "[sheets]")):
+    for section, tag in (("upload", "[upload]"), ("web", "[web]"), ("sheets", "[sheets]"), ("remote", "[remote]")):
         out |= {(tag, k) for k in schema["properties"][section]["properties"]}
     out |= {("[[instruments]]", k) for k in schema["properties"]["instruments"]["items"]["properties"]}
-    return out - {("", "upload"), ("", "web"), ("", "sheets"), ("", "instruments")}
+    return out - {("", "upload"), ("", "web"), ("", "sheets"), ("", "remote"), ("", "instruments")}
 
 
 def _readme_keys() -> set[tuple[str, str]]:
@@ -31,7 +31,7 @@ def _readme_keys() -> set[tuple[str, str]]:
         if not row.startswith("| `"):
             continue
         cell = row.split("|")[1]
-        section = next((t for t in ("[[instruments]]", "[upload]", "[web]", "[sheets]") if t in cell), "")
+        section = next((t for t in ("[[instruments]]", "[upload]", "[web]", "[sheets]", "[remote]") if t in cell), "")
         for key in re.findall(r"`([^`]+)`", cell):
             key = key.replace(section, "").strip()
             if key:

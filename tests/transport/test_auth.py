@@ -239,7 +239,7 @@ def test_loopback_render_changes_only_paths_port_and_user(tmp_path):
     rendered = render_conf(port=18883, ca=tmp_path / "ca.pem", cert=tmp_path / "b.pem", key=tmp_path / "b.key",
                            acl=tmp_path / "a.acl", data_dir=tmp_path / "d", log_file=tmp_path / "l.log")
     changed = {"listener", "cafile", "certfile", "keyfile", "acl_file", "persistence_location", "log_dest", "user",
-               "plugin", "plugin_opt_share_users"}
+               "plugin", "plugin_opt_share_users", "crlfile"}
     settings = [ln for ln in shipped_conf().splitlines() if ln and not ln.startswith("#")]
     assert {"require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
             "allow_anonymous false", "tls_version tlsv1.2", "set_tcp_nodelay true", "listener 8883"} <= set(settings)
