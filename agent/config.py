@@ -216,7 +216,7 @@ def load_config(path: Path | str, *, check_watch_folders: bool = True, system: b
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     if remote:  # the facility's signed layer (remote.toml beside the file), merged key by key
         from agent.remote.layers import effective_data
-        data = effective_data(data, path)
+        data = effective_data(data, path, system=system)
     return parse_config(data, source=path, check_watch_folders=check_watch_folders, system=system)
 
 

@@ -66,7 +66,7 @@ def settle_interrupted_trial(cfg: Config) -> bool:
     version = st.trial.get("version")
     reason = (f"the agent stopped during the trial of version {version} (killed or power lost) before it "
               "was kept; rolled back at the next start")
-    apply.restore_last_known_good(RemoteFiles.beside(cfg.source), sd, st, reason)
+    apply.restore_last_known_good(RemoteFiles.beside(cfg.source, system=cfg.mode == "system"), sd, st, reason)
     sd.audit("rolled_back", version=version, reason=reason)
     log.warning("remote config: %s", reason)
     return True
@@ -76,7 +76,7 @@ class RemoteController(Worker):
     def __init__(self, host: Host, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__("remote-config")
         self.host = host
-        self.files = RemoteFiles.beside(host.cfg.source)
+        self.files = RemoteFiles.beside(host.cfg.source, system=host.cfg.mode == "system")
         self.sd = StateDir(host.cfg.state_dir)
         self.st: RemoteState = self.sd.load()
         self.inbox: queue.Queue[tuple[bytes, str] | None] = queue.Queue(maxsize=INBOX_MAX)

@@ -21,11 +21,22 @@ def settle_before_start(config_path: Any, *, system: bool = False) -> None:
     The trial's layer may be exactly what stops the agent from starting (a missing watch folder), so this
     must come before the checks. Errors here are left to the normal load, which names them.
     """
+    from agent.instance import AlreadyRunning, Instance
+
     try:
         local = load_config(config_path, check_watch_folders=False, remote=False, system=system)
     except ConfigError:
         return
-    settle_interrupted_trial(local)
+    # Only the one agent of this config may touch its trial: a second `labedge run` on a running
+    # agent's config must not roll back that agent's trial before its own start is refused.
+    try:
+        held = Instance(local).claim()
+    except AlreadyRunning:
+        return  # the agent that holds the locks owns the trial; `Agent(cfg)` refuses this start
+    try:
+        settle_interrupted_trial(local)
+    finally:
+        held.release()
 
 
 def attach(agent: Any) -> RemoteController | None:

@@ -32,8 +32,16 @@ class RemoteFiles:
     envelope: Path
 
     @classmethod
-    def beside(cls, config_path: Path) -> "RemoteFiles":
-        d = Path(config_path).parent
+    def beside(cls, config_path: Path, *, system: bool = False) -> "RemoteFiles":
+        """Beside the config file; in machine-wide mode in the service's own folder instead, because
+        the service may not write its config folder (systemd's ProtectSystem=strict keeps /etc read-only,
+        and the Windows config folder is the administrators')."""
+        if system:
+            from agent.machine import system_paths
+
+            d = system_paths().base_dir / "remote"
+        else:
+            d = Path(config_path).parent
         return cls(d / REMOTE_TOML, d / REMOTE_ENVELOPE)
 
 
@@ -53,7 +61,7 @@ def read_remote(files: RemoteFiles) -> tuple[dict[str, Any], dict[str, Any]] | N
     return fragment, record
 
 
-def effective_data(local: dict[str, Any], config_path: Path) -> dict[str, Any]:
+def effective_data(local: dict[str, Any], config_path: Path, *, system: bool = False) -> dict[str, Any]:
     """What ``load_config`` validates: the local file with the facility's layer over it.
 
     A remote layer that can no longer be read, names a local-only key, or makes the merged config fail the
@@ -63,7 +71,7 @@ def effective_data(local: dict[str, Any], config_path: Path) -> dict[str, Any]:
     if (local.get("remote") or {}).get("enabled") is False:
         return local
     try:
-        got = read_remote(RemoteFiles.beside(config_path))
+        got = read_remote(RemoteFiles.beside(config_path, system=system or local.get("mode") == "system"))
         if got is None:
             return local
         fragment, _ = got

@@ -17,7 +17,7 @@ else:  # pragma: no cover
 
 def remote_status(cfg: Config) -> dict[str, Any] | None:
     """State, versions, and each key the facility sets (with the local value it overrides); None if unused."""
-    files = RemoteFiles.beside(cfg.source)
+    files = RemoteFiles.beside(cfg.source, system=cfg.mode == "system")
     if not cfg.raw.get("remote") and not files.toml.exists():
         return None
     out: dict[str, Any] = {**StateDir(cfg.state_dir).load().report(), "keys": [], "layer_version": None,
@@ -28,7 +28,7 @@ def remote_status(cfg: Config) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, LayerError, tomllib.TOMLDecodeError) as exc:
         out["layer_error"] = f"{files.toml}: {exc}"
         return out
-    if got is not None and effective_data(local, cfg.source) is local and (cfg.raw.get("remote") or {}).get(
+    if got is not None and effective_data(local, cfg.source, system=cfg.mode == "system") is local and (cfg.raw.get("remote") or {}).get(
             "enabled", True) is not False:
         out["layer_error"] = (f"{files.toml} is IGNORED (the agent runs on labedge.toml alone): it names a "
                               "local-only key or no longer passes the config schema; see the agent's log")

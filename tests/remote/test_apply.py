@@ -183,3 +183,24 @@ def test_run_rolls_back_an_interrupted_trial_before_it_checks_the_config(tmp_pat
     assert load_checked_config(cfg.source).instrument("inst").watch == (tmp_path / "watch",)
     assert sd.load().report()["state"] == "rolled_back"
     assert [e["event"] for e in sd.audit_lines()] == ["rolled_back"]
+
+
+def test_a_second_run_on_the_config_leaves_the_running_agents_trial_alone(tmp_path, facility):
+    """`labedge run` twice on one config: the second is refused by the one-agent lock, and it must not roll
+    back the first agent's trial on its way to that refusal."""
+    from agent.instance import Instance
+    from agent.remote.hook import settle_before_start
+    from agent.remote.state import RemoteState
+    cfg = load_config(local_config(tmp_path, facility.root_pub))
+    sd, st = StateDir(cfg.state_dir), RemoteState()
+    cand = apply.check_document(facility.bundle("rescan_seconds = 33\n", 1), cfg, st)
+    apply.stage(cand, RemoteFiles.beside(cfg.source), sd, st, trial_for=60, bundle=b"", topic="t")
+    first = Instance(cfg).claim()            # the running agent, in its trial
+    try:
+        settle_before_start(cfg.source)      # the second `run`
+        assert sd.load().report()["state"] == "trial"
+        assert load_config(cfg.source).rescan_seconds == 33
+    finally:
+        first.release()
+    settle_before_start(cfg.source)          # no agent holds the config: an interrupted trial is undone
+    assert sd.load().report()["state"] == "rolled_back"

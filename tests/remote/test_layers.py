@@ -91,3 +91,26 @@ def test_labedge_check_names_an_unusable_trust_root(tmp_path):
     from wire import signed
     (tmp_path / "root.pub").write_bytes(signed.public_pem(Ed25519PrivateKey.generate().public_key()))
     assert run_checks(local) == []
+
+
+def test_machine_wide_the_layer_lives_in_the_service_folder_not_beside_the_config(tmp_path, monkeypatch):
+    """The service cannot write /etc/labedge (systemd ProtectSystem=strict; on Windows the config folder is
+    the administrators'), so in system mode the facility's layer is kept in the service's own folder."""
+    from agent.machine import ENV_ROOT, system_paths
+    from agent.remote.layers import RemoteFiles
+
+    monkeypatch.setenv(ENV_ROOT, str(tmp_path / "root"))
+    (tmp_path / "w").mkdir()
+    conf_dir = tmp_path / "root" / "etc" / "labedge"
+    conf_dir.mkdir(parents=True)
+    local = conf_dir / "labedge.toml"
+    local.write_text(f'device_id = "pc-1"\nmode = "system"\nrescan_seconds = 60\n'
+                     f'[[instruments]]\nid = "i"\nwatch = ["{tmp_path}/w"]\n')
+    files = RemoteFiles.beside(local, system=True)
+    assert files.toml.parent == system_paths().base_dir / "remote"
+    (conf_dir / "remote.toml").write_text("rescan_seconds = 9\n")      # beside the config: not the service's
+    assert load_config(local, check_watch_folders=False).rescan_seconds == 60
+    files.toml.parent.mkdir(parents=True)
+    files.toml.write_text("rescan_seconds = 7\n")
+    assert load_config(local, check_watch_folders=False).rescan_seconds == 7
+    assert load_config(local, check_watch_folders=False, system=True).rescan_seconds == 7
