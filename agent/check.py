@@ -137,6 +137,10 @@ def config_problems(cfg: Config, key_permissions: KeyPermissions | None = None) 
         if p:
             out.append(CheckProblem(p.where, f"{cfg.source}: {p.message}"))
     out += upload_problems(cfg, key_permissions)
+    from agent.remote.apply import trust_root_problem  # [remote] trust_root: readable, an Ed25519 root key
+    why = trust_root_problem(cfg)
+    if why:  # the agent runs; only pushed configs would be refused, so it does not stop `run`
+        out.append(CheckProblem("remote.trust_root", f"{cfg.source}: {why}", stops_run=False))
     return out
 
 

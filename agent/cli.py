@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "agent.check",             # check
     "agent.service.cli",       # service install|uninstall|status
     "facility.rde_export",     # rde-export (official NIMS templates, RDEFormat zip)
+    "facility.remote.cli",     # fleet keys/config; last: joins the fleet group if it exists (see the module)
 ]
 
 
@@ -58,6 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.runner import Agent
 
     apply_private_umask()  # the agent process writes only owner-only files (security 6)
+    from agent.remote.hook import settle_before_start
+    # a trial a crash interrupted: roll back before the checks (its layer may be what fails them)
+    settle_before_start(_config_path(args), system=args.system)
     cfg = load_checked_config(_config_path(args), system=args.system)
     warnings: list[str] = []
     if cfg.mode == "system":

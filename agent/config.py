@@ -200,7 +200,8 @@ def legacy_dirs_for(source: Path, new_dirs: dict[str, Path]) -> dict[str, Path] 
             "state_dir": state, "log_dir": Path(platformdirs.user_log_dir(APP, appauthor=False))}
 
 
-def load_config(path: Path | str, *, check_watch_folders: bool = True, system: bool = False) -> Config:
+def load_config(path: Path | str, *, check_watch_folders: bool = True, system: bool = False,
+                remote: bool = True) -> Config:
     """Read, validate and resolve a config file. Raises ConfigError with a precise message."""
     path = Path(path)
     try:
@@ -213,6 +214,9 @@ def load_config(path: Path | str, *, check_watch_folders: bool = True, system: b
         raise ConfigError(f"{path}: not valid TOML: {exc}{backslash_hint(path, exc)}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    if remote:  # the facility's signed layer (remote.toml beside the file), merged key by key
+        from agent.remote.layers import effective_data
+        data = effective_data(data, path, system=system)
     return parse_config(data, source=path, check_watch_folders=check_watch_folders, system=system)
 
 

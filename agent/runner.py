@@ -39,6 +39,7 @@ class Agent:
             self.instance.release()
             raise
         self.spool = Spool(cfg.spool_dir)
+        self._pairer_arg = pairer
         self.pairer = pairer if pairer is not None else self._default_pairer()
         self.threads: list[threading.Thread] = []
         self.watchers: dict[str, InstrumentWatcher] = {}
@@ -49,6 +50,9 @@ class Agent:
         self.channel = None
         self.web = None
         self._stopped = threading.Event()
+        self._reload_lock = threading.RLock()   # run_forever does not count threads stopped for a reload
+        self.remote = None                      # agent.remote: signed config from the facility
+        self._remote_attached = False
 
     def _default_pairer(self) -> Pairer:
         try:
@@ -58,6 +62,10 @@ class Agent:
         return SheetPairer(self.cfg, self.store, self.health)
 
     def start(self) -> None:
+        if not self._remote_attached:  # once per process, not per reload
+            self._remote_attached = True
+            from agent.remote.hook import attach
+            attach(self)  # may roll back an interrupted trial first, replacing self.cfg
         log.info("labedge %s starting for device %s (config %s)", __version__, self.cfg.device_id, self.cfg.source)
         recover(self.spool, self.store,
                 delete_delivered=self.cfg.upload.delete_delivered if self.cfg.upload is not None else True)
@@ -101,6 +109,8 @@ class Agent:
             from agent.status_file import StatusFileWriter
             self.threads.append(StatusFileWriter(self.cfg, self.cfg.status_file))
         self.threads = [t for t in self.threads if t is not None]
+        if self.remote is not None:
+            self.remote.bind(self)  # agent.remote: its topics on the new channel, its state in the status
         for t in self.threads:
             t.start()
 
@@ -116,8 +126,22 @@ class Agent:
         if w is not None:
             w.retake([f.path for f in m.files])
 
+    def reload(self, cfg: Config, timeout: float = 15.0) -> list[str]:
+        """Stop the components, rebuild them from ``cfg`` and start them again, in this process."""
+        with self._reload_lock:
+            leaked = stop_all(reversed(self.threads), timeout)
+            self.store.close()
+            self.cfg = cfg
+            self.store, self.spool = StateStore(cfg.state_db), Spool(cfg.spool_dir)
+            self.pairer = self._pairer_arg if self._pairer_arg is not None else self._default_pairer()
+            self.watchers, self.uploader, self.web = {}, None, None
+            self.status_publisher, self.channel = None, None
+            self.start()
+            log.info("reloaded in process with %s", cfg.source)
+            return leaked
+
     def stop(self, timeout: float = 15.0) -> list[str]:
-        leaked = stop_all(reversed(self.threads), timeout)
+        leaked = stop_all([self.remote, *reversed(self.threads)], timeout)
         self.store.close()
         self.instance.release()
         self._stopped.set()
@@ -135,7 +159,8 @@ class Agent:
             signal.signal(sig, on_signal)
         self.start()
         while not stop_requested.wait(1.0):
-            dead = [t.name for t in self.threads if not t.is_alive()]
+            with self._reload_lock:
+                dead = [t.name for t in [*self.threads, self.remote] if t is not None and not t.is_alive()]
             if dead:
                 log.error("internal threads stopped unexpectedly: %s; exiting so the service manager restarts us",
                           ", ".join(dead))

@@ -118,6 +118,8 @@ def build_status(cfg: Config) -> dict[str, Any]:
         upload=_upload_section(cfg, facts, running),
         page=_page_address(cfg, facts, running),
     )
+    from agent.remote.report import remote_status  # keys the facility set, and which version
+    out["remote"] = remote_status(cfg)
     out["summary"] = summarize(out).as_dict()  # the one user-facing state: tray, page and CLI show it
     return out
 
@@ -225,4 +227,6 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append(f"  FAILED {f['id']}: {f['error']}")
     for pr in st.get("problems", []):
         lines.append(f"  {pr['kind'].upper()}: {pr['message']}")
+    from agent.remote.report import describe_remote
+    lines += describe_remote(st.get("remote"))
     return "\n".join(lines)

@@ -50,7 +50,11 @@ SCHEMA: dict[str, Any] = {
         "translators": {"type": "object", "maxProperties": 40,
                         "additionalProperties": {"type": "string", "maxLength": 40}},
         "config": {"type": "object", "additionalProperties": False,
-                   "properties": {"version": _str, "state": _str, "error": _str}},
+                   # remote config (agent/remote, docs/remote-config.md): versions, state, reason, groups
+                   "properties": {"version": _str, "state": _str, "error": _str,
+                                  "desired_version": _int, "applied_version": _int, "event_version": _int,
+                                  "groups": {"type": "array", "maxItems": 16,
+                                             "items": {"type": "string", "maxLength": 64}}}},
         "queue": {"type": "object", "additionalProperties": False,
                   "properties": {k: _int for k in ("queued", "uploading", "delivered", "failed")}},
         "oldest_waiting_s": _num,

@@ -115,7 +115,8 @@ def status_lines(st: dict[str, Any], lang: str) -> list[tuple[str, str]]:
             out.append((str(pr.get("kind", "error")), str(pr.get("message", ""))))
     if st.get("measurements_waiting"):
         out.append(("info", w("waiting_n", lang, n=st["measurements_waiting"])))
-    return out
+    from agent.remote.report import page_lines  # keys the facility set, and which version set them
+    return out + page_lines(st.get("remote"), lang)
 
 
 def _status_card(st: dict[str, Any], lang: str) -> str:

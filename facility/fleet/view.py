@@ -139,6 +139,8 @@ def _findings(line: DeviceLine) -> tuple[list[dict[str, Any]], list[dict[str, An
         warnings.append(_r("cert_days", line.cert_days, f"certificate expires in {line.cert_days} d"))
     if line.config_state and line.config_state in ("error", "rejected", "failed"):
         errors.append(_r("config", line.config_state, f"config {line.config_state}"))
+    elif line.config_state in ("refused", "rolled_back"):  # remote config: the PC runs on its previous one
+        warnings.append(_r("config", line.config_state, f"remote config {line.config_state.replace('_', ' ')}"))
     n_err = sum(1 for p in line.problems if p.get("kind") == "error")
     n_warn = sum(1 for p in line.problems if p.get("kind") == "warning")
     if n_err:

@@ -101,6 +101,11 @@ def test_expired_admin_list_freezes_trust():
     trust.accept_admin_keys(_admin_list(root, [("alice", alice)], valid_for=timedelta(days=1)), now)
     with pytest.raises(signed.Expired, match="administrator key list expired"):
         signed.verify(_doc(alice, now=now + 2 * 86400), trust, now + 2 * 86400)
+    # after a restart too, and the expired list's version still refuses an older one
+    later = signed.TrustStore.from_state(root.public_key(), trust.state(), now + 2 * 86400)
+    with pytest.raises(signed.Expired, match="administrator key list expired"):
+        signed.verify(_doc(alice, now=now + 2 * 86400), later, now + 2 * 86400)
+    assert later.admin_version == 1
 
 
 def test_version_check_refuses_replay_and_downgrade(world):
@@ -135,6 +140,8 @@ def test_duplicate_keys_and_oversize_refused(world):
         signed.verify(dup, trust, time.time())
     with pytest.raises(signed.MalformedDocument, match="limit"):
         signed.verify(b" " * (signed.MAX_ENVELOPE_BYTES + 1), trust, time.time())
+    with pytest.raises(signed.MalformedDocument, match="nested too deeply"):
+        signed.open_bundle(b"[" * 100_000, trust, time.time())
 
 
 def test_root_rotation_n_plus_1():
