@@ -27,6 +27,13 @@ def settle_before_start(config_path: Any, *, system: bool = False) -> None:
         local = load_config(config_path, check_watch_folders=False, remote=False, system=system)
     except ConfigError:
         return
+    from agent.remote.state import StateDir
+
+    try:
+        if StateDir(local.state_dir).load().trial is None:
+            return  # nothing to undo: take no lock (root must not create files in the service's folder)
+    except OSError:
+        return
     # Only the one agent of this config may touch its trial: a second `labedge run` on a running
     # agent's config must not roll back that agent's trial before its own start is refused.
     try:
