@@ -28,7 +28,10 @@ def pki(tmp_path_factory) -> PKI:
 
 
 def _config(root: Path, broker: Broker, pki: PKI) -> Path:
-    p = agent_config(root, broker.url, pki, window=1)  # one chunk at a time: an upload lasts seconds
+    # one chunk at a time: an upload lasts seconds. ack_timeout long: while the test freezes the receiver
+    # to read the page, the agent must still call it "uploading", not "receiver not answering" (3 s in
+    # the helper flipped the state under load before the page was read)
+    p = agent_config(root, broker.url, pki, window=1, ack_timeout=20)
     text = p.read_text().replace("[web]\nenabled = false\n", "[web]\nport = 0\n")
     text = text.replace('id = "inst"\n', 'id = "inst"\ntemplate = "fib-atom-probe"\n')
     p.write_text(text.replace("hold_seconds = 0", "hold_seconds = 900"))
