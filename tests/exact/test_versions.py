@@ -60,6 +60,8 @@ def test_writer_pausing_3x_settle_with_the_file_open_delivers_one_package(tmp_pa
     agent = AgentProc(cfg).start()
     try:
         wait_for(lambda: agent.status()["agent"]["running"], 30, "the agent")
+        # the open must happen under a live inotify watch (under load the watcher starts after "running")
+        wait_for(lambda: "(events)" in agent.text(), 30, "the watcher's inotify watch")
         _pausing_writer(tmp_path / "agent" / "watch" / "scan.ras", 3 * SETTLE + 0.3, keep_open=True).join()
         wait_for(lambda: db_counts(cfg).get("delivered") == 1, 30, "the delivery")
         time.sleep(3 * SETTLE)  # a second package would be built by now
