@@ -4,6 +4,7 @@ Shared by every TOML config that has a schema in ``config/schema``: the agent's 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -55,3 +56,27 @@ def _key_path(path: list[Any], data: Any) -> str:
         except (KeyError, IndexError, TypeError):
             node = None
     return out
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML config file's table, or ConfigError naming the file (``what``: e.g. "fleet config")."""
+    import sys
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} file not found") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def validate_against(schema: dict[str, Any], data: dict[str, Any], source: Any) -> None:
+    """The first schema violation (outermost first) as one ConfigError line naming the key."""
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: len(e.absolute_path))
+    if errors:
+        raise ConfigError(f"{source}: " + describe_error(errors[0], data))

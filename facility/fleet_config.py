@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 
-from config.validation import ConfigError, describe_error
+from config.validation import ConfigError, read_toml, validate_against
 from wire.tls import own_cert_summary
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ADMIN_CN = "labedge-admin"
 DEFAULT_DASHBOARD_PORT = 8780
@@ -74,22 +68,12 @@ def fleet_schema() -> dict[str, Any]:
 
 def load_fleet_config(path: Path | str) -> FleetConfig:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: fleet config file not found") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_toml(path, "fleet config")
     return parse_fleet_config(data, source=path)
 
 
 def parse_fleet_config(data: dict[str, Any], *, source: Path) -> FleetConfig:
-    validator = jsonschema.Draft202012Validator(fleet_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: len(e.absolute_path))
-    if errors:
-        raise ConfigError(f"{source}: " + describe_error(errors[0], data))
+    validate_against(fleet_schema(), data, source)
     base = source.parent.resolve()
 
     def resolve(p: str) -> Path:
