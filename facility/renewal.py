@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from config.validation import ConfigError, read_toml, validate_against
+from config.validation import ConfigError, broker_address, read_toml, resolve_path, validate_against
 from facility.pki import PKIError, _load_ca, parse_csr, sign_parsed_csr
 from facility.revocation import is_revoked
 from wire import renewal as R
@@ -123,13 +122,11 @@ class RenewalConfig:
 
     @property
     def host(self) -> str:
-        rest = self.broker.split("://", 1)[1].rstrip("/")
-        return rest.rsplit(":", 1)[0] if ":" in rest else rest
+        return broker_address(self.broker)[0]
 
     @property
     def port(self) -> int:
-        rest = self.broker.split("://", 1)[1].rstrip("/")
-        return int(rest.rsplit(":", 1)[1]) if ":" in rest else 8883
+        return broker_address(self.broker)[1]
 
 
 def load_renewal_config(path: Path | str) -> RenewalConfig:
@@ -140,8 +137,7 @@ def load_renewal_config(path: Path | str) -> RenewalConfig:
     base = path.parent.resolve()
     kw = {k: v for k, v in data.items() if k != "config_version"}
     for key in ("ca_file", "cert_file", "key_file", "ca_dir"):
-        q = Path(os.path.expandvars(os.path.expanduser(kw[key])))
-        kw[key] = q if q.is_absolute() else base / q
+        kw[key] = resolve_path(kw[key], base)
         if key != "ca_dir" and not kw[key].is_file():
             raise ConfigError(f"{path}: {key}: file {str(kw[key])!r} does not exist")
     if not (kw["ca_dir"] / "ca.key").is_file():
