@@ -93,10 +93,10 @@ def probe(data: bytes) -> tuple[int, int]:
     return height, width
 
 
-def plan(height: int, width: int, channels: int, last_used: int | None,
-         max_values: int = MAX_CUBE_VALUES) -> Plan:
+def plan(height: int, width: int, channels: int, last_used: int | None, max_values: int | None = None) -> Plan:
     """Fit the cube under ``max_values``: first all channels, then up to ``last_used`` + 1
     (the stored sum spectrum's highest non-empty channel), then binned by 2, 4 ... MAX_BIN."""
+    max_values = MAX_CUBE_VALUES if max_values is None else max_values
     pixels = height * width
     keep = channels
     if pixels * keep > max_values and last_used is not None:
@@ -152,7 +152,10 @@ def _instructed(r: _Reader, size: int, stored: int, where: str) -> np.ndarray:
             if width not in _BASES or pos + width + nbytes > end:
                 raise HypermapError(f"{where}: run of width {width} x {count} does not fit the pixel's data")
             chunks, bases, starts, counts = runs.setdefault(width, ([], [], [], []))
-            bases.append(int.from_bytes(b[pos:pos + width], "little"))
+            base = int.from_bytes(b[pos:pos + width], "little")
+            if base > 0xFFFFFFFF:  # keeps every sum below 2**64: no silent wrap-around
+                raise HypermapError(f"{where}: a run's base value {base} is implausible")
+            bases.append(base)
             chunks.append(b[pos + width:pos + width + nbytes])
             starts.append(filled)
             counts.append(count)
@@ -193,11 +196,12 @@ def _pixel_counts(r: _Reader, chan: int, stored: int, flag: int, pulses: int, si
     return counts
 
 
-def decode(data: bytes, channels: int, p: Plan, max_pixels: int = MAX_PIXELS) -> Hypermap:
+def decode(data: bytes, channels: int, p: Plan, max_pixels: int | None = None) -> Hypermap:
     """Decode every line into ``channels`` channels (the header's channel count; counts at
     higher channels are counted in ``dropped``); raise :class:`HypermapError` at the first
     inconsistency."""
     height, width = probe(data)
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     if height * width > max_pixels:
         raise HypermapError(f"hypermap of {width} x {height} pixels is more than the {max_pixels} "
                             "pixels this reader decodes")
@@ -205,6 +209,8 @@ def decode(data: bytes, channels: int, p: Plan, max_pixels: int = MAX_PIXELS) ->
         raise HypermapError(f"hypermap channel count {channels} is implausible")
     keep = min(p.keep, channels)
     nbins = -(-keep // p.bin)
+    if p.cube and height * width * nbins > MAX_CUBE_VALUES:  # a plan made for another map
+        raise HypermapError(f"hypermap cube of {width} x {height} x {nbins} is more than {MAX_CUBE_VALUES} values")
     cube = np.zeros((height, width, nbins), np.uint32) if p.cube else None
     hm = Hypermap(height, width, channels, np.zeros(channels, np.uint64),
                   np.zeros((height, width), np.uint64), None, p.bin)
@@ -231,7 +237,7 @@ def decode(data: bytes, channels: int, p: Plan, max_pixels: int = MAX_PIXELS) ->
                 kept = inside[:keep]
                 if p.bin > 1:
                     kept = np.pad(kept, (0, nbins * p.bin - len(kept))).reshape(nbins, p.bin).sum(axis=1)
-                if kept.max(initial=0) > 0xFFFFFFFF:
+                if kept.max(initial=0) > 0xFFFFFFFF:  # binned runs of large bases
                     raise HypermapError(f"{where}: a channel holds more than 2**32 counts")
                 cube[y, x, :len(kept)] += kept.astype(np.uint32)
                 total -= int(kept.sum())
