@@ -185,6 +185,8 @@ def test_inconsistent_pixels_are_named() -> None:
     for data, what in ((_member([[good, good, good]], 2), "states 3 pixels"),
                        (_member([[_pixel(5, 16, 1, 2, _pack12([1, 2]))]], 2), "inconsistent"),
                        (_member([[_pixel(0, 16, 2, 0, bytes([3, 1, 0]) + bytes(4))]], 2), "width 3"),
-                       (_member([[_pixel(0, 4, 2, 0, bytes([0, 9]) + bytes(4))]], 2), "the pixel stores 4")):
+                       (_member([[_pixel(0, 4, 2, 0, bytes([0, 9]) + bytes(4))]], 2), "the pixel stores 4"),
+                       # 3 bytes hold two 12-bit values, but only whole 16-bit words count
+                       (_member([[_pixel(0, 16, 1, 2, bytes(3))]], 2), "2 12-bit pulses do not fit in 3")):
         with pytest.raises(hypermap.HypermapError, match=what):
             hypermap.decode(data, 16, hypermap.plan(1, 2, 16, None))

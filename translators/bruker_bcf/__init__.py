@@ -113,8 +113,8 @@ class BrukerBcfTranslator:
         off = num(const.get("energy_offset")) or 0.0
         gain = num(const.get("energy_per_channel")) or 0.01
         pixel_axes = {"y": {"size": height, "unit": "pixel"}, "x": {"size": width, "unit": "pixel"}}
-        res.arrays.append(Array("count_map", hm.count_map.astype(np.uint32 if hm.count_map.max(initial=0) < 1 << 32
-                                                                  else np.uint64),
+        wide = hm.count_map.max(initial=0) >= 1 << 32
+        res.arrays.append(Array("count_map", hm.count_map.astype(np.uint64 if wide else np.uint32),
                                 {"kind": "counts per pixel (sum over all channels)", "unit": "counts"}, pixel_axes))
         if hm.cube is not None:
             # channel i of the cube spans channels i*bin .. i*bin+bin-1: its energy is their first one
@@ -132,7 +132,8 @@ class BrukerBcfTranslator:
             res.warnings.append(f"{path.name}: the hypermap cube is binned by {plan.bin} channels to stay under "
                                 f"{hypermap.MAX_CUBE_VALUES} values")
         if hm.dropped:
-            res.warnings.append(f"{path.name}: {hm.dropped} hypermap counts lie above channel {plan.keep} "
+            top = min(plan.keep, channels) if hm.cube is not None else channels
+            res.warnings.append(f"{path.name}: {hm.dropped} hypermap counts lie above channel {top} "
                                 "and are not in the cube")
         if stored is not None:
             n = min(len(stored), len(hm.spectrum))

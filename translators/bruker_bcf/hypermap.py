@@ -112,11 +112,10 @@ def plan(height: int, width: int, channels: int, last_used: int | None, max_valu
 
 def _twelve_bit(raw: memoryview, n: int, where: str) -> np.ndarray:
     """``n`` 12-bit channel indices: swap each byte pair, then every 3 bytes hold two values."""
-    if n * 3 > len(raw) * 2:
-        raise HypermapError(f"{where}: {n} 12-bit pulses do not fit in {len(raw)} bytes")
     b = np.frombuffer(raw, np.uint8)
-    if len(b) % 2:
-        b = b[:-1]
+    b = b[:len(b) // 2 * 2]  # whole 16-bit words only
+    if n > len(b) // 3 * 2:
+        raise HypermapError(f"{where}: {n} 12-bit pulses do not fit in {len(raw)} bytes")
     b = b.reshape(-1, 2)[:, ::-1].reshape(-1).astype(np.uint16)
     t = b[:len(b) // 3 * 3].reshape(-1, 3)
     out = np.empty(len(t) * 2, np.uint16)
