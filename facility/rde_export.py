@@ -51,10 +51,24 @@ def _data_dir(package: Path) -> Path:
     return d
 
 
+def _tuple_items(node: Any) -> Any:
+    """The official schemas declare draft 2020-12 but write the older tuple form ``"items": [...]``
+    (``sample.generalAttributes``); 2020-12 spells that ``prefixItems``, and the validator crashes on
+    the list (AttributeError) as soon as an invoice carries the array. Read it as its authors meant."""
+    if isinstance(node, dict):
+        out = {k: _tuple_items(v) for k, v in node.items()}
+        if isinstance(out.get("items"), list) and "prefixItems" not in out:
+            out["prefixItems"] = out.pop("items")
+        return out
+    if isinstance(node, list):
+        return [_tuple_items(v) for v in node]
+    return node
+
+
 def check_invoice(invoice: Any, schema_path: Path) -> list[str]:
     """Every way the invoice misses the official schema, each naming its field."""
     try:
-        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        schema = _tuple_items(json.loads(schema_path.read_text(encoding="utf-8")))
         validator = jsonschema.Draft202012Validator(schema)
     except (OSError, ValueError) as exc:
         raise ExportError(f"official invoice schema {schema_path}: cannot be read ({exc})") from None
