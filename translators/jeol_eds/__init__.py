@@ -3,8 +3,10 @@ spectrum maps and ``.EDS`` spectra.
 
 .ASW/.img/.pts hold JEOL's tagged tree (:mod:`translators.jeol_eds.tree`), read by label.
 An .img may hold a thumbnail tree and then the full tree with ``Image/Bits``; the later tree
-wins. A .pts holds the conditions and the sum spectrum (``EDS Data/.../Data/EDXRF``); its
-list-mode X-ray events are not decoded into a cube (said in a warning). An .ASW names the
+wins. A .pts holds the conditions, the sum spectrum (``EDS Data/.../Data/EDXRF``) and the
+list-mode X-ray events, decoded by :mod:`translators.jeol_eds.events` into a bounded (y, x,
+energy) spectrum image summed over sweeps and a count map; damaged or missing events leave the
+conditions and the sum spectrum, with a warning (``partial``). An .ASW names the
 files of each view; those that did not come with the measurement are named, never fatal.
 An .EDS is a fixed binary layout: the date (OLE days at byte 10), the "Live Time" label with
 its value, the 2048-channel spectrum after it, and a trailer of strings (detector, lines).

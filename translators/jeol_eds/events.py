@@ -177,20 +177,20 @@ def decode(words: np.ndarray, p: ScanParams, cube_channels: int, where: str,
     frames, events = 0, 0
     for s in range(0, words.size, CHUNK_WORDS):
         w = words[s:s + CHUNK_WORDS]
-        kind, val = (w >> 12).astype(np.uint8), (w & 0xFFF).astype(np.int32)
-        known = (kind == _X) | (kind == _Y) | (kind == _E) | np.isin(kind, _MARKS)
-        dropped["unknown_words"] += int(w.size - np.count_nonzero(known))
-        ys = val[kind == _Y]
-        if ys.size:
-            prev = np.concatenate(([last_y], ys[:-1]))
-            frames += int(np.count_nonzero(ys < prev)) + (1 if last_y < 0 else 0)
-        xpos, ypos = _last(kind == _X, val, last_x), _last(kind == _Y, val, last_y)
-        last_x, last_y = int(xpos[-1]), int(ypos[-1])
-        e = kind == _E
-        x, y, ch = xpos[e], ypos[e], val[e] - p.digital_zero
+        kind = w >> 12
+        tally = np.bincount(kind, minlength=16)
+        dropped["unknown_words"] += int(w.size - tally[[_X, _Y, _E, *_MARKS]].sum())
+        ix, iy, ie = np.flatnonzero(kind == _X), np.flatnonzero(kind == _Y), np.flatnonzero(kind == _E)
+        xv, yv = (w[ix] & 0xFFF).astype(np.int64), (w[iy] & 0xFFF).astype(np.int64)
+        if yv.size:
+            prev = np.concatenate(([last_y], yv[:-1]))
+            frames += int(np.count_nonzero(yv < prev)) + (1 if last_y < 0 else 0)
+        x, y = _last(ix, xv, ie, last_x), _last(iy, yv, ie, last_y)
+        last_x, last_y = (int(xv[-1]) if xv.size else last_x), (int(yv[-1]) if yv.size else last_y)
+        ch = (w[ie] & 0xFFF).astype(np.int64) - p.digital_zero
         placed = (x >= 0) & (y >= 0)
         dropped["before_position"] += int(placed.size - np.count_nonzero(placed))
-        px, py = (x.astype(np.int64) * p.width) >> 12, (y.astype(np.int64) * p.height) >> 12
+        px, py = (x * p.width) >> 12, (y * p.height) >> 12
         inside = placed & (px < p.width) & (py < p.height)
         dropped["outside_scan"] += int(np.count_nonzero(placed & ~inside))
         good = inside & (ch >= 0) & (ch < p.channels)
@@ -209,11 +209,11 @@ def decode(words: np.ndarray, p: ScanParams, cube_channels: int, where: str,
                    cube_channels, frames, events, dropped, notes)
 
 
-def _last(is_kind: np.ndarray, val: np.ndarray, carry: int) -> np.ndarray:
-    """Per word, the value of the last word of this kind at or before it (carry before the first)."""
-    pos = np.where(is_kind, np.arange(is_kind.size, dtype=np.int32), -1)
-    np.maximum.accumulate(pos, out=pos)
-    return np.where(pos >= 0, val[np.maximum(pos, 0)], carry)
+def _last(at: np.ndarray, values: np.ndarray, where: np.ndarray, carry: int) -> np.ndarray:
+    """For each word index in ``where``, the value of the last word at ``at`` (sorted indices)
+    before it; ``carry`` (the previous chunk's last value, -1 for none) before the first."""
+    k = np.searchsorted(at, where) - 1
+    return np.where(k >= 0, values[np.maximum(k, 0)] if values.size else carry, carry)
 
 
 def _check(p: ScanParams, frames: int, events: int, dropped: dict[str, int], nwords: int, where: str,
