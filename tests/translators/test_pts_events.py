@@ -121,6 +121,16 @@ def test_bit_flipped_copies_never_raise(real, tmp_path: Path, seed: int) -> None
         assert cube.shape == (512, 512, 512) and res.warnings  # damage is said, not silently absorbed
 
 
+def test_two_maps_in_one_measurement_share_one_cube_budget(real, tmp_path: Path) -> None:
+    other = tmp_path / "View000_0000007.pts"
+    other.write_bytes(real[0])
+    res = T.translate([PTS, other])
+    names = {a.name: a.data.shape for a in res.arrays}
+    assert names == {"spectrum_image": (512, 512, 512), "count_map": (512, 512),
+                     "View000_0000007_count_map": (512, 512)}  # distinct names, one cube within the budget
+    assert any("View000_0000007.pts" in w and "larger than this reader builds" in w for w in res.warnings)
+
+
 def _stream(*words: int) -> np.ndarray:
     return np.array(words, dtype="<u2")
 

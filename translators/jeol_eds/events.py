@@ -168,7 +168,8 @@ def decode(words: np.ndarray, p: ScanParams, cube_channels: int, where: str,
     cube = np.zeros(p.width * p.height * nbins, np.uint16) if binning else None
     if binning is None:
         notes.append(f"{where}: a {p.height}x{p.width}x{cube_channels} spectrum image is larger than "
-                     f"this reader builds ({max_voxels} voxels even with {MAX_BIN}x energy binning); "
+                     f"this reader builds ({max_voxels} voxels left for this measurement, even binned "
+                     f"{MAX_BIN}x in energy); "
                      "the count map and the events' spectrum are given, the cube is not")
     count_map = np.zeros(p.width * p.height, np.uint32)
     spectrum = np.zeros(p.channels, np.int64)
@@ -269,7 +270,9 @@ def pts_events(flat: dict[str, Any], data: bytes, path: Any, res: Any, const: di
     if acc is not None and 0 < acc < 1000:  # nothing is emitted above the beam energy: trim the cube there
         channels = min(channels, max(16, int(np.ceil((acc - p.offset) / p.gain))))
     words = np.frombuffer(data, "<u2", (end - start) // 2, start)
-    d = decode(words, p, channels, name)
+    # one budget for the whole measurement: several .pts translated together share it
+    spent = sum(int(a.data.size) for a in res.arrays if str(a.name).endswith("spectrum_image"))
+    d = decode(words, p, channels, name, max_voxels=max(0, MAX_CUBE_VOXELS - spent))
     agree, more = compare_sum(d.spectrum, stored, p, name)
     res.warnings += notes + d.warnings + more
     res.used_keys += [f"{name}/{k}" for k in p.used]
@@ -278,16 +281,19 @@ def pts_events(flat: dict[str, Any], data: bytes, path: Any, res: Any, const: di
     stats = {"events": d.events, "sweeps": d.frames, "digital_zero": p.digital_zero,
              **{f"dropped_{k}": v for k, v in d.dropped.items()}, **{f"sum_check_{k}": v for k, v in agree.items()}}
     xy = {"y": {"size": p.height, "unit": "pixel"}, "x": {"size": p.width, "unit": "pixel"}}
+    taken = {a.name for a in res.arrays}  # several .pts in one measurement: one HDF5, distinct names
+    cube_name, map_name = (("spectrum_image", "count_map") if not {"spectrum_image", "count_map"} & taken
+                           else (f"{path.stem}_spectrum_image", f"{path.stem}_count_map"))
     if d.cube is not None:
         b = d.binning
         const.update(map_channels=int(d.cube.shape[2]), map_energy_binning=b)
         energy = {"size": int(d.cube.shape[2]), "scale": p.gain * b, "offset": p.offset + p.gain * (b - 1) / 2,
                   "unit": "keV", "note": "bin centres"}
-        res.arrays.append(Array("spectrum_image", d.cube, {
+        res.arrays.append(Array(cube_name, d.cube, {
             "title": f"{name}: X-ray counts summed over {d.frames} sweeps", "signal": "EDS spectrum image",
             "intensity_unit": "counts", "dims": "y, x, energy", "energy_binning": b,
             "channels_binned": d.cube_channels, **stats}, {**xy, "energy": energy}))
-    res.arrays.append(Array("count_map", d.count_map, {
+    res.arrays.append(Array(map_name, d.count_map, {
         "title": f"{name}: X-ray events per pixel (all channels)", "intensity_unit": "counts", **stats}, xy))
     if d.events >= 10 * d.count_map.size:  # sparse maps (a few events a pixel) look like noise: keep the spectrum
         res.preview = Preview(image=d.count_map, title=f"{path.stem}: X-ray counts")
