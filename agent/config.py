@@ -18,7 +18,7 @@ import jsonschema
 import platformdirs
 
 from config import config_schema
-from config.validation import ConfigError, describe_error  # noqa: F401 - part of this module's API
+from config.validation import ConfigError, broker_address, describe_error, resolve_path  # noqa: F401 - ConfigError and describe_error are part of this module's API
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,13 +57,11 @@ class UploadConfig:
 
     @property
     def host(self) -> str:
-        return self.broker.split("://", 1)[1].rstrip("/").rsplit(":", 1)[0] if ":" in self.broker.split("://", 1)[1] \
-            else self.broker.split("://", 1)[1].rstrip("/")
+        return broker_address(self.broker)[0]
 
     @property
     def port(self) -> int:
-        rest = self.broker.split("://", 1)[1].rstrip("/")
-        return int(rest.rsplit(":", 1)[1]) if ":" in rest else 8883
+        return broker_address(self.broker)[1]
 
 
 @dataclass(frozen=True)
@@ -273,8 +271,7 @@ def parse_config(data: dict[str, Any], *, source: Path, check_watch_folders: boo
     base = source.parent.resolve()
 
     def resolve(p: str) -> Path:
-        q = Path(os.path.expandvars(os.path.expanduser(p)))
-        return q if q.is_absolute() else (base / q)
+        return resolve_path(p, base)
 
     instruments = []
     seen: set[str] = set()

@@ -80,3 +80,17 @@ def validate_against(schema: dict[str, Any], data: dict[str, Any], source: Any) 
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: len(e.absolute_path))
     if errors:
         raise ConfigError(f"{source}: " + describe_error(errors[0], data))
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """``mqtts://host[:port][/]`` (the schemas' pattern) as (host, port); MQTT over TLS defaults to 8883."""
+    rest = url.split("://", 1)[1].rstrip("/")
+    host, _, port = rest.partition(":")
+    return host, int(port) if port else 8883
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    """A path from a config file: ``~`` and ``$VARS`` expanded, relative ones taken from the file's folder."""
+    import os
+    q = Path(os.path.expandvars(os.path.expanduser(value)))
+    return q if q.is_absolute() else base / q

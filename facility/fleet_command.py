@@ -23,10 +23,9 @@ from wire import commands as C
 from wire import topics
 from wire.link import Link, LinkSettings
 from wire.protocol import DEVICE_RE, ProtocolError
+from wire.reason_codes import NO_MATCHING_SUBSCRIBERS, NOT_AUTHORIZED
 from wire.tls import TransportError, client_context
 
-NO_MATCHING_SUBSCRIBERS = 0x10
-NOT_AUTHORIZED = 0x87
 DEFAULT_EXPIRES = 600
 
 

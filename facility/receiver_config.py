@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 
-from config.validation import ConfigError, read_toml, validate_against
+from config.validation import ConfigError, broker_address, read_toml, resolve_path, validate_against
 from wire.tls import own_cert_summary
 
 
@@ -52,13 +51,11 @@ class ReceiverConfig:
 
     @property
     def host(self) -> str:
-        rest = self.broker.split("://", 1)[1].rstrip("/")
-        return rest.rsplit(":", 1)[0] if ":" in rest else rest
+        return broker_address(self.broker)[0]
 
     @property
     def port(self) -> int:
-        rest = self.broker.split("://", 1)[1].rstrip("/")
-        return int(rest.rsplit(":", 1)[1]) if ":" in rest else 8883
+        return broker_address(self.broker)[1]
 
 
 def receiver_schema() -> dict[str, Any]:
@@ -77,8 +74,7 @@ def parse_receiver_config(data: dict[str, Any], *, source: Path) -> ReceiverConf
     base = source.parent.resolve()
 
     def resolve(p: str) -> Path:
-        q = Path(os.path.expandvars(os.path.expanduser(p)))
-        return q if q.is_absolute() else base / q
+        return resolve_path(p, base)
 
     kw = {k: v for k, v in data.items() if k != "config_version"}
     for key in ("ca_file", "cert_file", "key_file", "store_dir", "log_file"):

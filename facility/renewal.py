@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import paho.mqtt.client as mqtt
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -29,18 +26,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from config.validation import ConfigError, describe_error
+from config.validation import ConfigError, broker_address, read_toml, resolve_path, validate_against
 from facility.pki import PKIError, _load_ca, parse_csr, sign_parsed_csr
 from facility.revocation import is_revoked
 from wire import renewal as R
 from wire.identity import cn_of, utc_now
 from wire.link import Link, LinkSettings
 from wire.tls import client_context, own_cert_summary
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -130,34 +122,22 @@ class RenewalConfig:
 
     @property
     def host(self) -> str:
-        rest = self.broker.split("://", 1)[1].rstrip("/")
-        return rest.rsplit(":", 1)[0] if ":" in rest else rest
+        return broker_address(self.broker)[0]
 
     @property
     def port(self) -> int:
-        rest = self.broker.split("://", 1)[1].rstrip("/")
-        return int(rest.rsplit(":", 1)[1]) if ":" in rest else 8883
+        return broker_address(self.broker)[1]
 
 
 def load_renewal_config(path: Path | str) -> RenewalConfig:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: renewal service config file not found") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_toml(path, "renewal service config")
     schema = json.loads(resources.files("config").joinpath("schema/pki-serve.v1.schema.json").read_text("utf-8"))
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: len(e.absolute_path))
-    if errors:
-        raise ConfigError(f"{path}: " + describe_error(errors[0], data))
+    validate_against(schema, data, path)
     base = path.parent.resolve()
     kw = {k: v for k, v in data.items() if k != "config_version"}
     for key in ("ca_file", "cert_file", "key_file", "ca_dir"):
-        q = Path(os.path.expandvars(os.path.expanduser(kw[key])))
-        kw[key] = q if q.is_absolute() else base / q
+        kw[key] = resolve_path(kw[key], base)
         if key != "ca_dir" and not kw[key].is_file():
             raise ConfigError(f"{path}: {key}: file {str(kw[key])!r} does not exist")
     if not (kw["ca_dir"] / "ca.key").is_file():

@@ -29,13 +29,13 @@ from agent.config import Config
 from agent.health import Health
 from wire import renewal as R
 from wire.identity import PKIError, cn_of, key_pem, utc_now, write_private, write_public
+from wire.reason_codes import NO_MATCHING_SUBSCRIBERS
 from wire.tls import TransportError, client_context, probe
 
 log = logging.getLogger(__name__)
 
 #: Wait this long for the renewal service before asking again (it may be down).
 ANSWER_TIMEOUT = 120.0
-NO_MATCHING_SUBSCRIBERS = 0x10
 #: After a refusal or a failed test, try again this much later (the problem stays on the status).
 RETRY_AFTER = 3600.0
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import secrets
 import threading
 import time
@@ -24,20 +23,16 @@ from agent.state.store import StateStore
 from agent.threads import Worker
 from wire import protocol as P
 from wire.link import Link, LinkSettings
-from wire.receipt import ReceiptError, ReceiptVerifier
+from wire.reason_codes import NO_MATCHING_SUBSCRIBERS
 from wire.tls import TransportError, client_context
+from agent.transport.refusals import busy, refusal
+from agent.transport.receipts import ReceiptCheck, digests_match
 from agent.transport.transfer import BagUnreadable, Transfer, bag_files
 
 log = logging.getLogger(__name__)
 
-NO_MATCHING_SUBSCRIBERS = 0x10
-NOT_AUTHORIZED = 0x87
-QUOTA_EXCEEDED = 0x97
-PACKET_TOO_LARGE = 0x95
 #: After the broker denies a publish, wait this long before starting the next package (no retry storm).
 DENIED_PAUSE = 60.0
-#: Bounds on a receiver's "busy ... retry_after": a hostile or broken value must not stall or spin us.
-BUSY_RETRY_BOUNDS = (1.0, 600.0)
 #: Busy packages resting (no slot) per upload slot, at most: a full receiver does not make us open
 #: every queued package, and a later offer finds space as soon as there is some.
 RESTING_PER_SLOT = 4
@@ -65,7 +60,7 @@ class Uploader(Worker):
         self._paused_until = 0.0
         self._allow_at = 0.0                            # rate limit: earliest time of the next chunk
         self._last_facts = 0.0
-        self._verifier: ReceiptVerifier | None = None
+        self.receipts = ReceiptCheck(self.u.ca_file, cfg.device_id, health)
         from agent.fleet.renew import CertificateRenewer  # renewal rides on this connection
         self.renewer = CertificateRenewer(cfg, health)
 
@@ -295,18 +290,13 @@ class Uploader(Worker):
                 log.warning("%s: no receiver is subscribed at the broker; the package waits and is offered "
                             "again every %.0f s", pid, self.u.ack_timeout)
             return
-        if reason == NOT_AUTHORIZED:
-            msg = (f"the broker refused data on {topic}: not authorized (0x87). The device_id "
-                   f"{self.cfg.device_id!r} must equal the certificate's CN and the broker ACL must allow "
-                   f"'{self.u.topic_prefix}/%u/up/#'")
-            self._paused_until = time.monotonic() + DENIED_PAUSE
-        elif reason == QUOTA_EXCEEDED:
-            log.warning("%s: broker quota exceeded; will resume after %.0f s", pid, self.u.ack_timeout)
+        r = refusal(reason, kind, topic, self.cfg.device_id, self.u.topic_prefix)
+        if not r.fatal:
+            log.warning("%s: %s; will resume after %.0f s", pid, r.message, self.u.ack_timeout)
             return
-        elif reason == PACKET_TOO_LARGE:
-            msg = f"the broker refused a {kind} as too large (0x95): lower [upload] chunk_size"
-        else:
-            msg = f"the broker refused a {kind} on {topic} with reason code {reason:#x}"
+        if r.pause:
+            self._paused_until = time.monotonic() + DENIED_PAUSE
+        msg = r.message
         log.error("%s: %s", pid, msg)
         self._error(msg, key="upload:denied")
         self._drop(pid, "failed", msg)
@@ -361,12 +351,7 @@ class Uploader(Worker):
     def _on_busy(self, t: Transfer, body: dict[str, Any]) -> None:
         """The receiver cannot take the package now (its store is full, say): stop sending, keep the
         package, offer again after ``retry_after`` seconds, and tell the user why."""
-        reason = str(body.get("reason") or "the receiver is busy")[:500]
-        try:
-            retry = float(body.get("retry_after", 30.0))
-        except (TypeError, ValueError):
-            retry = 30.0
-        retry = min(max(retry, BUSY_RETRY_BOUNDS[0]), BUSY_RETRY_BOUNDS[1]) if math.isfinite(retry) else 30.0
+        reason, retry, told = busy(body)
         t.to_send.clear()
         self._forget_outstanding(t)
         t.state = "receiver busy"
@@ -376,8 +361,7 @@ class Uploader(Worker):
                         reason, retry)
         t.busy_reason = reason
         self._woken.set()  # its slot is free: start the next package now
-        self.health.problem("upload:receiver", f"uploads wait: {reason}. Nothing is lost; the package stays "
-                            f"queued on this PC and is offered again every {retry:.0f} s", kind="warning")
+        self.health.problem("upload:receiver", told, kind="warning")
 
     def _on_status(self, t: Transfer, body: dict[str, Any]) -> None:
         if body.get("q") != t.query:
@@ -406,31 +390,10 @@ class Uploader(Worker):
         if t.state == "sending" and not t.to_send and not t.outstanding:
             t.state = "waiting"
 
-    def _digests_match(self, files: list[P.FileEntry], body: dict[str, Any]) -> bool:
-        want = {f.path: f.sha256 for f in files}
-        return (body.get("manifest_sha256") == want["manifest-sha256.txt"]
-                and body.get("tagmanifest_sha256") == want["tagmanifest-sha256.txt"])
-
-    def _genuine_receipt(self, pid: str, body: dict[str, Any]) -> bool:
-        """Only a receipt signed by a receiver certificate of our CA may free the spool copy (security 2).
-
-        A forged one is ignored: the package stays in transfer and the real receiver's answer counts."""
-        try:
-            if self._verifier is None:
-                self._verifier = ReceiptVerifier(self.u.ca_file)
-            self._verifier.verify(self.cfg.device_id, pid, body)
-            return True
-        except (ReceiptError, OSError, ValueError) as exc:
-            msg = f"ignored a 'stored' message for {pid} that does not prove storage: {exc}"
-            log.warning("%s", msg)
-            self.health.problem("upload:receipt", f"{msg}. The package stays queued on this PC; if this "
-                                "repeats, someone is impersonating the receiver", kind="warning", ttl=3600)
-            return False
-
     def _on_stored(self, t: Transfer, body: dict[str, Any]) -> None:
-        if not self._genuine_receipt(t.package_id, body):
+        if not self.receipts.genuine(t.package_id, body):
             return
-        if not self._digests_match(list(t.offer.files), body):
+        if not digests_match(list(t.offer.files), body):
             self._drop(t.package_id, "failed", "the receiver acknowledged different manifests than this "
                        "package's; not marking it delivered")
             return
@@ -445,7 +408,7 @@ class Uploader(Worker):
             files = bag_files(Path(row.path))
         except BagUnreadable:
             return
-        if self._digests_match(files, body) and self._genuine_receipt(pid, body):
+        if digests_match(files, body) and self.receipts.genuine(pid, body):
             self._mark_delivered(pid)
 
     # ------------------------------------------------------------------ endings

@@ -24,6 +24,7 @@ from agent.watch.observer import EnqueueHandler, make_observer
 from agent.watch.scanner import WatchRootUnavailable, scan_tree
 from agent.watch.settle import SettleTracker
 from agent.package.safe_names import path_text
+from agent.watch.writer_probes import platform_probe
 from agent.watch.writers import OpenWriters, open_writers
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,10 @@ class InstrumentWatcher(Worker):
         self.roots = [Path(r) for r in inst.watch]
         self.events: "queue.SimpleQueue" = queue.SimpleQueue()  # Path, or (kind, path, dest)
         self.writers: dict[Path, OpenWriters] = {}   # per root: only event-driven roots can see closes
+        self.probe = platform_probe()  # one for all roots: files settling together share one /proc scan
         self.tracker = SettleTracker(inst.settle_seconds, empty_seconds=inst.empty_file_seconds,
                                      open_wait_seconds=inst.open_file_wait_seconds, is_open=self._writer_has_open,
-                                     may_be_empty=self.filter.is_marker)
+                                     may_be_empty=self.filter.is_marker, on_taken_open=self._taken_open)
         self.groupers = {r: Grouper(inst.id, r, inst.group, inst.group_quiet_seconds) for r in self.roots}
         self._lock = threading.Lock()
         self._known = known
@@ -58,6 +60,7 @@ class InstrumentWatcher(Worker):
         self.tick = max(0.05, min(inst.settle_seconds / 4, 0.5))
         self.scans_done = 0
         self._rescan_asked = False
+        self._waiting_shown: dict[str, str] = {}
 
     # -- called from the pipeline thread -----------------------------------------------------
     def mark_known(self, entries: list[tuple[str, int, int]]) -> None:
@@ -120,7 +123,7 @@ class InstrumentWatcher(Worker):
                                     f"({exc.strerror or exc}); retrying every {self.rescan_seconds:.0f} s")
                 continue
             self._observers[root] = obs
-            self.writers[root] = open_writers(polling)
+            self.writers[root] = open_writers(polling, self.probe)
             log.info("watching %s for %s (%s)", root, self.inst.id, "polling" if polling else "events")
 
     def _drain_events(self) -> None:
@@ -148,9 +151,22 @@ class InstrumentWatcher(Worker):
         if dest is not None:
             self._consider(dest)
 
-    def _writer_has_open(self, path: Path) -> bool:
+    def _writer_has_open(self, path: Path) -> bool | None:
         root = self._root_of(path)
-        return root is not None and root in self.writers and self.writers[root].is_open(path)
+        if root is None or root not in self.writers:
+            return self.probe.open_for_writing(path)  # its folder could not be watched (yet)
+        return self.writers[root].is_open(path)
+
+    def _taken_open(self, path: Path, quiet: float) -> None:
+        msg = (f"{path}: taken although the instrument still has it open for writing (no change for "
+               f"{quiet:.0f} s, open_file_wait_seconds); anything it writes later becomes a new version")
+        log.warning("%s", msg)
+        self.health.problem(f"writer:{self.inst.id}:{path}", msg, kind="warning", ttl=3600)
+
+    def _forget(self, path: Path) -> None:
+        root = self._root_of(path)
+        if root is not None and root in self.writers:
+            self.writers[root].forget(path)
 
     def _root_of(self, path: Path) -> Path | None:
         for root in self.roots:
@@ -193,8 +209,11 @@ class InstrumentWatcher(Worker):
     def _advance(self) -> None:
         if not len(self.tracker) and not any(g.open for g in self.groupers.values()):
             return
-        settled, _vanished = self.tracker.poll()
+        settled, vanished = self.tracker.poll()
+        for p in vanished:
+            self._forget(p)
         for f in settled:
+            self._forget(f.path)
             if self.filter.is_sheet(f.path):
                 if self.on_sheet is not None:
                     self.on_sheet(self.inst.id, f.path)
@@ -220,6 +239,13 @@ class InstrumentWatcher(Worker):
         self.health.clear_problems(f"settle:{self.inst.id}:")
         for path, msg in list(self.tracker.problems.items())[:50]:
             self.health.problem(f"settle:{self.inst.id}:{path}", msg, kind="warning")
+        # not a problem: an instrument writing a long measurement; said so the user knows why it waits
+        shown = {f"open:{self.inst.id}:{path}": msg for path, msg in list(self.tracker.waiting.items())[:50]}
+        for key in set(self._waiting_shown) - set(shown):
+            self.health.clear_problem(key)
+        for key, msg in shown.items():
+            self.health.problem(key, msg, kind="info")  # unchanged: a no-op, so "since" stays
+        self._waiting_shown = shown
 
     def _rescan(self, initial: bool = False) -> None:
         t0 = time.monotonic()

@@ -1,6 +1,8 @@
-"""Decide when a file has stopped changing: size and mtime quiet for ``settle_seconds``, and openable."""
+"""Decide when a file has stopped changing: size and mtime quiet for ``settle_seconds``, no writer
+still holding it open (at most ``open_wait_seconds``), and openable."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -8,6 +10,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Callable
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class Pending:
@@ -15,6 +18,7 @@ class Pending:
     mtime_ns: int = -1
     stable_since: float = 0.0
     unreadable_since: float | None = None
+    open_wait_over: bool = False  # taken although a writer holds it: said once, not asked again
 
 
 @dataclass(frozen=True)
@@ -27,22 +31,27 @@ class Settled:
 class SettleTracker:
     """Tracks candidate files; ``poll`` returns those that have settled since the last call.
 
-    ``problems`` maps paths to a message for files that stay unreadable past the settle time.
+    ``problems`` maps paths to a message for files that stay unreadable past the settle time;
+    ``waiting`` to one for files whose writer still holds them open; ``on_taken_open`` hears of a
+    file taken although its writer never closed it (``open_wait_seconds`` passed).
     """
 
     def __init__(self, settle_seconds: float, clock=time.monotonic, *, empty_seconds: float = 0.0,
-                 open_wait_seconds: float = 0.0, is_open: Callable[[Path], bool] | None = None,
-                 may_be_empty: Callable[[Path], bool] | None = None) -> None:
+                 open_wait_seconds: float = 0.0, is_open: Callable[[Path], bool | None] | None = None,
+                 may_be_empty: Callable[[Path], bool] | None = None,
+                 on_taken_open: Callable[[Path, float], None] | None = None) -> None:
         self.settle_seconds = settle_seconds
         self.clock = clock
         # an empty file is not a measurement until it has content or stayed empty this long
         self.empty_seconds = empty_seconds
         # a file a writer still holds open waits for the close, at most this long (agent.watch.writers)
         self.open_wait_seconds = open_wait_seconds
-        self.is_open = is_open or (lambda _path: False)
+        self.is_open = is_open or (lambda _path: None)
+        self.on_taken_open = on_taken_open or (lambda _path, _quiet: None)
         self.may_be_empty = may_be_empty or (lambda _path: False)  # e.g. a group's "*.done" marker
         self.pending: dict[Path, Pending] = {}
         self.problems: dict[Path, str] = {}
+        self.waiting: dict[Path, str] = {}
 
     def add(self, path: Path) -> None:
         if path not in self.pending:
@@ -51,6 +60,7 @@ class SettleTracker:
     def discard(self, path: Path) -> None:
         self.pending.pop(path, None)
         self.problems.pop(path, None)
+        self.waiting.pop(path, None)
 
     def __contains__(self, path: Path) -> bool:
         return path in self.pending
@@ -78,14 +88,15 @@ class SettleTracker:
                 continue
             if st.st_size != p.size or st.st_mtime_ns != p.mtime_ns:
                 p.size, p.mtime_ns, p.stable_since = st.st_size, st.st_mtime_ns, now
+                p.open_wait_over = False  # written again: a new quiet period, a new wait for the close
                 continue
             quiet = now - p.stable_since
             if quiet < self.settle_seconds:
                 continue
             if st.st_size == 0 and quiet < self.empty_seconds and not self.may_be_empty(path):
                 continue  # instruments create the file, then write it
-            if quiet < self.open_wait_seconds and self.is_open(path):
-                continue  # its writer paused but has not closed it
+            if self._writer_holds(path, p, quiet):
+                continue  # its writer paused but has not closed it: asked again next tick
             if not _openable(path):
                 # On Windows the writer's share mode blocks readers until it is done; elsewhere
                 # it is a permission problem the user must hear about.
@@ -94,9 +105,26 @@ class SettleTracker:
                 self.problems[path] = f"{path}: cannot be opened for reading (permissions, or still locked by the instrument software)"
                 continue
             self.problems.pop(path, None)
+            self.waiting.pop(path, None)
             del self.pending[path]
             settled.append(Settled(path, st.st_size, st.st_mtime_ns))
         return settled, vanished
+
+    def _writer_holds(self, path: Path, p: Pending, quiet: float) -> bool:
+        """True while ``path`` must wait for its writer to close it (asked only once it is quiet)."""
+        if self.open_wait_seconds <= 0 or p.open_wait_over or not self.is_open(path):
+            self.waiting.pop(path, None)
+            return False
+        if quiet < self.open_wait_seconds:
+            if path not in self.waiting:
+                self.waiting[path] = (f"{path}: waiting for the instrument to close it (still open for writing; "
+                                      f"taken anyway after {self.open_wait_seconds:.0f} s without a change)")
+                log.info("%s", self.waiting[path])
+            return True
+        self.waiting.pop(path, None)
+        p.open_wait_over = True
+        self.on_taken_open(path, quiet)
+        return False
 
 
 #: Never follow a symlink swapped in after the lstat, never block on a FIFO (POSIX).
