@@ -244,7 +244,7 @@ def decode(data: bytes, channels: int, p: Plan, max_pixels: int | None = None) -
     found = pixels.walk(data, height, width, HEADER)
     b = np.frombuffer(data, np.uint8)
     t = pixels.Target(width, channels, keep, nbins, p.bin, hm.spectrum, hm.count_map.reshape(-1),
-                      None if cube is None else cube.reshape(-1))
+                      None if cube is None else cube.reshape(-1), np.ones(height * width, bool))
     flags: list[np.ndarray] = []
     for lo, hi in pixels.blocks(found.offsets, channels):
         flag, at = pixels.decode_block(data, b, found.offsets[lo:hi], found.lines[lo:hi], t)
@@ -266,8 +266,13 @@ def decode(data: bytes, channels: int, p: Plan, max_pixels: int | None = None) -
         hm.flags = {int(values[k]): int(counts[k]) for k in np.argsort(first)}
     hm.pixels = len(found.offsets)
     if cube is not None:
-        used = np.flatnonzero(cube.any(axis=(0, 1)))
-        last = int(used[-1]) + 1 if len(used) else 1
+        # no bin past the spectrum's last count holds one; that bin itself is nearly always
+        # non-empty (it is empty only if a pixel stated twice wrapped a cell to 0 mod 2**32)
+        used = np.flatnonzero(hm.spectrum[:keep])
+        last = int(used[-1]) // p.bin + 1 if len(used) else 1
+        if not cube[:, :, last - 1].any():
+            used = np.flatnonzero(cube.any(axis=(0, 1)))
+            last = int(used[-1]) + 1 if len(used) else 1
         top = int(cube.max(initial=0))
         hm.cube = cube[:, :, :last].astype(np.uint16 if top <= 0xFFFF else np.uint32)
     return hm

@@ -48,6 +48,7 @@ class Target:
     spectrum: np.ndarray           # (channels,) uint64
     count_map: np.ndarray          # (height * width,) uint64
     cube: np.ndarray | None        # (height * width * nbins,) uint32, or None: no cube
+    fresh: np.ndarray | None = None  # (height * width,) bool: no record has written this pixel yet
     dropped: int = 0               # counts at channels >= keep (no cube: >= channels)
 
 
@@ -135,14 +136,15 @@ def _codes(raw: bytes, lo: int, hi: int) -> np.ndarray:
 
 
 def _run_walk(raw: bytes, codes: np.ndarray, base: int, start: np.ndarray, end: np.ndarray, stored: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every run header of every pixel: (pixel, position, channels filled before it), and
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every run header of every pixel: (pixel, position, channels filled before it, the
+    header ``width << 8 | count``), and
     per pixel whether its runs are damaged: a header or a run past the data, or more
     channels filled than stored (checked at the end: the channels filled only grow)."""
     overrun = end - start == 1
     filled = np.zeros(len(start), np.int64)
     final = end.copy()
-    rec_i, rec_p, rec_f = [], [], []
+    rec_i, rec_p, rec_f, rec_h = [], [], [], []
     ids = np.flatnonzero(end - start > 1)
     p, e = start[ids] - base, end[ids] - base
     f = np.zeros(len(ids), np.int64)
@@ -151,6 +153,7 @@ def _run_walk(raw: bytes, codes: np.ndarray, base: int, start: np.ndarray, end: 
         rec_i.append(ids)
         rec_p.append(p)
         rec_f.append(f)
+        rec_h.append(h)
         f = f + (h & 0xFF)
         p = p + _STEP[h]
         left = e - p
@@ -160,7 +163,7 @@ def _run_walk(raw: bytes, codes: np.ndarray, base: int, start: np.ndarray, end: 
             overrun[ids[left == 1]] = True
             filled[ids[done]], final[ids[done]] = f[done], p[done] + base
             ids, p, e, f = ids[live], p[live], e[live], f[live]
-    tail_i, tail_p, tail_f = [], [], []
+    tail_i, tail_p, tail_f, tail_h = [], [], [], []
     for i, q, stop, got in zip(ids.tolist(), (p + base).tolist(), (e + base).tolist(), f.tolist()):
         while q < stop:
             if q + 2 > stop:
@@ -170,14 +173,17 @@ def _run_walk(raw: bytes, codes: np.ndarray, base: int, start: np.ndarray, end: 
             tail_i.append(i)
             tail_p.append(q - base)
             tail_f.append(got)
+            tail_h.append(w << 8 | c)
             got += c
             q += int(_STEP[w << 8 | c])
         filled[i], final[i] = got, q
     rec_i.append(np.array(tail_i, np.int64))
     rec_p.append(np.array(tail_p, np.int64))
     rec_f.append(np.array(tail_f, np.int64))
+    rec_h.append(np.array(tail_h, np.uint16))
     bad = overrun | (final > end) | (filled > stored)
-    return np.concatenate(rec_i), np.concatenate(rec_p) + base, np.concatenate(rec_f), bad
+    return (np.concatenate(rec_i), np.concatenate(rec_p) + base, np.concatenate(rec_f), np.concatenate(rec_h),
+            bad)
 
 
 def _pulse_channels(b: np.ndarray, twelve: np.ndarray, pile: np.ndarray, n12: np.ndarray, npile: np.ndarray
@@ -199,12 +205,16 @@ def _pulse_channels(b: np.ndarray, twelve: np.ndarray, pile: np.ndarray, n12: np
 _DELTA_MAX = {1: 0xF, 2: 0xFF, 4: 0xFFFF, 8: 0xFFFFFFFF}
 
 
-def _deposit(t: Target, cell: np.ndarray, chan: np.ndarray, val: np.ndarray, top: int) -> None:
-    """Add counts ``val`` at (``cell`` x nbins, ``chan``) to the spectrum and the cube
-    (``top``: one past the highest channel, so the common case needs no mask).
+def _deposit(t: Target, at: np.ndarray | None, chan: np.ndarray, val: np.ndarray, top: int, assign: bool = False
+             ) -> None:
+    """Add counts ``val`` at channels ``chan`` to the spectrum, and at cube indices ``at``
+    (cell x nbins + bin) to the cube (``top``: one past the highest channel, so the common
+    case needs no mask; where ``chan`` >= keep, ``at`` is not used).
 
     np.add.at, not fancy ``+=``: a cell may recur (pulses, a pixel stated twice). Adding each
-    value mod 2**32 into the uint32 cube equals adding the pixel's checked bin sums mod 2**32."""
+    value mod 2**32 into the uint32 cube equals adding the pixel's checked bin sums mod 2**32.
+    ``assign``: every cube cell is written once and is still zero (the runs of pixels seen
+    for the first time, unbinned), so a plain store does (it is ~2x faster)."""
     if top <= t.channels:
         np.add.at(t.spectrum, chan, val)
     else:
@@ -214,9 +224,13 @@ def _deposit(t: Target, cell: np.ndarray, chan: np.ndarray, val: np.ndarray, top
     if top > limit:
         m = chan < limit
         t.dropped += int(val[~m].sum(dtype=np.uint64))
-        cell, chan, val = cell[m], chan[m], val[m]
-    if t.cube is not None:
-        np.add.at(t.cube, cell * t.nbins + (chan if t.bin == 1 else chan // t.bin), val.astype(np.uint32))
+        val = val[m]
+        at = None if at is None else at[m]
+    if t.cube is not None and at is not None:
+        if assign:
+            t.cube[at] = val.astype(np.uint32)
+        else:
+            np.add.at(t.cube, at, val.astype(np.uint32))
 
 
 def _first_overflow(t: Target, n: int, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int | None:
@@ -246,8 +260,7 @@ def decode_block(raw: bytes, b: np.ndarray, offsets: np.ndarray, lines: np.ndarr
     end = start + size[inst] - 4
     lo = int(start.min()) if len(start) else 0
     codes = _codes(raw, lo, int(end.max(initial=lo)))
-    i, p, f, bad = _run_walk(raw, codes, lo, start, end, head["stored"][inst].astype(np.int64))
-    h = codes[p - lo]
+    i, p, f, h, bad = _run_walk(raw, codes, lo, start, end, head["stored"][inst].astype(np.int64))
     c = (h & 0xFF).astype(np.int64)
     w = (h >> 8).astype(np.int64)
     eight = np.flatnonzero(w == 8)  # a base above 2**32 could wrap the sums
@@ -275,27 +288,38 @@ def decode_block(raw: bytes, b: np.ndarray, offsets: np.ndarray, lines: np.ndarr
     # a cube bin holds at most ``bin`` run values and the pixel's pulses: can it pass 2**32 - 1?
     exact = t.cube is not None and bound * t.bin + int(pulses[:cut].max(initial=0)) > 0xFFFFFFFF
     parts = []
+    assign = False
+    if t.cube is not None and t.fresh is not None:
+        assign = t.bin == 1 and bool(t.fresh[cell].all()) and len(np.unique(cell)) == len(cell)
+        t.fresh[cell] = False
     for width, s, base in classes:
         cs, fs, rs = c[s], f[s], row[s]
-        k = _within(cs)
-        at = np.repeat(p[s] + 2 + width, cs)
-        if width == 1:  # nibbles, low one first
-            val = ((b[at + (k >> 1)] >> ((k & 1) << 2).astype(np.uint8)) & 0x0F).astype(np.uint64)
+        first = np.cumsum(cs) - cs      # element k of run r is element first[r] + k of the class
+        e = np.arange(int(cs.sum()), dtype=np.int64)
+        if not len(e):
+            continue
+        if width == 1:  # nibbles, low one first: nibble 2q + k of the byte stream
+            a2 = np.repeat(2 * (p[s] + 3) - first, cs) + e
+            val = ((b[a2 >> 1] >> ((a2 & 1) << 2).astype(np.uint8)) & 0x0F).astype(np.uint64)
         else:
-            at = at + k * (width // 2)
+            step = width // 2
+            at = np.repeat(p[s] + 2 + width - first * step, cs) + e * step
             val = b[at].astype(np.uint64)
-            for j in range(1, width // 2):
+            for j in range(1, step):
                 val |= b[at + j].astype(np.uint64) << np.uint64(8 * j)
         val += np.repeat(base, cs)
-        if not len(val):
-            continue
-        rep = np.repeat(rs, cs)
-        # exact in float64: a value is < 2**33 and a pixel's sum < 65536 * 2**34 < 2**53
-        totals += np.bincount(rep, weights=val, minlength=cut).astype(np.uint64)
-        chan = np.repeat(fs, cs) + k
-        _deposit(t, cell[rep], chan, val, int((fs + cs).max()))
+        runs = np.flatnonzero(cs)
+        # exact in float64: a run sums to < 2**41 and a pixel to < 65536 * 2**34 < 2**53
+        sums = np.add.reduceat(val, first[runs])
+        totals += np.bincount(rs[runs], weights=sums, minlength=cut).astype(np.uint64)
+        chan = np.repeat(fs - first, cs) + e
+        at = None
+        if t.cube is not None:
+            cb = cell[rs] * t.nbins
+            at = np.repeat(cb + fs - first, cs) + e if t.bin == 1 else np.repeat(cb, cs) + chan // t.bin
+        _deposit(t, at, chan, val, int((fs + cs).max()), assign)
         if exact:
-            parts.append((rep, chan, val))
+            parts.append((np.repeat(rs, cs), chan, val))
     good = np.arange(cut)
     twelve = good[flag[:cut] == 1]
     pile = good[(flag[:cut] != 1) & (pulses[:cut] > 0)]
@@ -303,7 +327,8 @@ def decode_block(raw: bytes, b: np.ndarray, offsets: np.ndarray, lines: np.ndarr
     prow = np.concatenate([np.repeat(twelve, pulses[twelve]), np.repeat(pile, pulses[pile])])
     if len(chan):
         ones = np.ones(len(chan), np.uint64)
-        _deposit(t, cell[prow], chan, ones, int(chan.max()) + 1)
+        at = None if t.cube is None else cell[prow] * t.nbins + (chan if t.bin == 1 else chan // t.bin)
+        _deposit(t, at, chan, ones, int(chan.max()) + 1)
         if exact:
             parts.append((prow, chan, ones))
     np.add.at(t.count_map, cell, totals)
