@@ -18,6 +18,9 @@ Layout, as the member holds it after AACS decompression (little-endian throughou
 
 Every count and size is checked against the bytes that are there: a damaged member raises
 :class:`HypermapError` (the translator turns it into a warning, keeping everything else).
+Pixels are decoded a block at a time with numpy (``pixels.py``, ~10 us a pixel); the
+per-pixel reader here (:func:`_pixel`) decodes only the first damaged pixel, to raise the
+error naming its line, pixel and reason.
 The cube is bounded: :func:`plan` truncates and bins channels to fit ``max_values``, or
 refuses it (the count map and the pixel-sum spectrum are still decoded, in bounded memory).
 """
@@ -35,7 +38,7 @@ HEADER = 0x1A0
 _PIXEL = struct.Struct("<IHHIHHHHH")
 _LINE = struct.Struct("<I")
 MAX_SIDE = 1 << 14                # pixels per side a map may state
-MAX_PIXELS = 1 << 20              # pixels decoded (pure-Python loop: ~10-30 us each)
+MAX_PIXELS = 1 << 20              # pixels decoded (~10-15 us each: ~15 s at the bound)
 MAX_CUBE_VALUES = 1 << 25         # 32 Mi values: 128 MB as uint32 while decoding
 MAX_BIN = 8                       # coarsest channel binning tried before refusing the cube
 _WIDTHS = {2: "<u1", 4: "<u2", 8: "<u4"}  # run width -> delta dtype (1: nibbles)
@@ -246,7 +249,7 @@ def decode(data: bytes, channels: int, p: Plan, max_pixels: int | None = None) -
     t = pixels.Target(width, channels, keep, nbins, p.bin, hm.spectrum, hm.count_map.reshape(-1),
                       None if cube is None else cube.reshape(-1), np.ones(height * width, bool))
     flags: list[np.ndarray] = []
-    for lo, hi in pixels.blocks(found.offsets, channels):
+    for lo, hi in pixels.blocks(found.offsets):
         flag, at = pixels.decode_block(data, b, found.offsets[lo:hi], found.lines[lo:hi], t)
         if at is not None:  # decode that pixel alone: it raises, naming line, pixel and reason
             r = _Reader(data)

@@ -6,10 +6,10 @@ each pixel's data lie; then :func:`decode_block` decodes many pixels together: o
 advances every pixel of the block by one run header, and the runs of one width, the 12-bit
 lists and the pile-up lists of all pixels are each expanded by one gather.
 
-Only the *detection* of damage is vectorised. The first pixel found inconsistent is handed back
-by index, and :func:`hypermap.decode` decodes it again with the per-pixel reader, which raises
-the error naming line, pixel and reason: messages, and which damage is reported first, stay the
-per-pixel reader's.
+Damage is only *detected* here: the first pixel found inconsistent is handed back by index,
+and :func:`hypermap.decode` decodes it again with the per-pixel reader, which raises the error
+naming line, pixel and reason. So the messages, and which damage is reported first, stay the
+per-pixel reader's; every check there has its bulk twin here (bytes, widths, channels, bases).
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ _U32 = struct.Struct("<I")
 _HEAD_DTYPE = np.dtype([("x", "<u4"), ("chan", "<u2"), ("stored", "<u2"), ("u", "<u4"), ("flag", "<u2"),
                         ("u2", "<u2"), ("pulses", "<u2"), ("size", "<u2"), ("u3", "<u2")])
 BLOCK_PIXELS = 8192          # pixels decoded together at most
-BLOCK_BYTES = 1 << 20        # pixel bytes a block holds at most: <= 2 Mi run values, bounded memory
-BLOCK_VALUES = 1 << 22       # block pixels x map channels of the dense block (32 MB as uint64)
+BLOCK_BYTES = 1 << 21        # pixel bytes a block holds at most (<= 1 Mi run headers)
+CHUNK = 1 << 16              # run values expanded at once: 512 KB arrays stay in the CPU cache
+                             # (2**20 at once was 1.4x slower on the real file)
 _SCALAR = 8                  # with this few pixels left, a Python walk is cheaper than numpy calls
 
 
@@ -94,9 +95,9 @@ def walk(data: bytes, height: int, width: int, header: int) -> Walk:
     return Walk(np.array(offs, np.int64), np.array(lines, np.int64), stop)
 
 
-def blocks(offsets: np.ndarray, channels: int) -> list[tuple[int, int]]:
-    """[start, stop) pixel ranges that keep a block's bytes, pixels and dense values bounded."""
-    most = max(1, min(BLOCK_PIXELS, BLOCK_VALUES // channels))
+def blocks(offsets: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) pixel ranges that keep a block's bytes and pixels bounded."""
+    most = BLOCK_PIXELS
     out, i = [], 0
     while i < len(offsets):
         j = int(np.searchsorted(offsets, offsets[i] + BLOCK_BYTES, "right"))
@@ -233,15 +234,49 @@ def _deposit(t: Target, at: np.ndarray | None, chan: np.ndarray, val: np.ndarray
             np.add.at(t.cube, at, val.astype(np.uint32))
 
 
-def _first_overflow(t: Target, n: int, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int | None:
-    """Block row of the first pixel with a cube bin above 2**32 - 1 counts, from every
-    (row, channel, value) part of the block (only called when some bin could overflow)."""
-    sums = np.zeros(n * t.nbins, np.uint64)
-    for row, chan, val in parts:
+def _first_overflow(parts: list[tuple[np.ndarray, np.ndarray]], nbins: int) -> int | None:
+    """Block row of the first pixel with a cube bin above 2**32 - 1 counts, from the
+    (row x nbins + bin, value) parts of the block (only called when some bin could overflow)."""
+    keys = np.concatenate([k for k, _ in parts])
+    order = np.argsort(keys, kind="stable")
+    keys, vals = keys[order], np.concatenate([v for _, v in parts])[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
+    over = np.flatnonzero(np.add.reduceat(vals, starts) > 0xFFFFFFFF) if len(keys) else keys
+    return int(keys[starts[over[0]]]) // nbins if len(over) else None
+
+
+def _expand(t: Target, b: np.ndarray, width: int, p: np.ndarray, cs: np.ndarray, fs: np.ndarray,
+            rs: np.ndarray, base: np.ndarray, cell: np.ndarray, totals: np.ndarray, assign: bool,
+            parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None) -> None:
+    """Expand runs of one ``width`` (header at ``p``, ``cs`` channels from ``fs``, block row
+    ``rs``) into their values and deposit them into ``t`` and the rows' ``totals``."""
+    first = np.cumsum(cs) - cs      # value k of run r is value first[r] + k of these runs
+    e = np.arange(int(cs.sum()), dtype=np.int64)
+    if not len(e):
+        return
+    if width == 1:  # nibbles, low one first: nibble 2q + k of the byte stream, q after the base
+        a2 = np.repeat(2 * (p + 3) - first, cs) + e
+        val = ((b[a2 >> 1] >> ((a2 & 1) << 2).astype(np.uint8)) & 0x0F).astype(np.uint64)
+    else:
+        step = width // 2
+        at = np.repeat(p + 2 + width - first * step, cs) + e * step
+        val = b[at].astype(np.uint64)
+        for j in range(1, step):
+            val |= b[at + j].astype(np.uint64) << np.uint64(8 * j)
+    val += np.repeat(base, cs)
+    runs = np.flatnonzero(cs)
+    # exact in float64: a run sums to < 2**41 and a pixel to < 65536 * 2**34 < 2**53
+    sums = np.add.reduceat(val, first[runs])
+    totals += np.bincount(rs[runs], weights=sums, minlength=len(totals)).astype(np.uint64)
+    chan = np.repeat(fs - first, cs) + e
+    at = None
+    if t.cube is not None:
+        cb = cell[rs] * t.nbins
+        at = np.repeat(cb + fs - first, cs) + e if t.bin == 1 else np.repeat(cb, cs) + chan // t.bin
+    _deposit(t, at, chan, val, int((fs + cs).max()), assign)
+    if parts is not None:
         m = chan < t.keep
-        np.add.at(sums, row[m] * t.nbins + chan[m] // t.bin, val[m])
-    over = np.flatnonzero(sums > 0xFFFFFFFF)
-    return int(over[0]) // t.nbins if len(over) else None
+        parts.append(((np.repeat(rs, cs) * t.nbins + chan // t.bin)[m], val[m]))
 
 
 def decode_block(raw: bytes, b: np.ndarray, offsets: np.ndarray, lines: np.ndarray, t: Target
@@ -261,6 +296,11 @@ def decode_block(raw: bytes, b: np.ndarray, offsets: np.ndarray, lines: np.ndarr
     lo = int(start.min()) if len(start) else 0
     codes = _codes(raw, lo, int(end.max(initial=lo)))
     i, p, f, h, bad = _run_walk(raw, codes, lo, start, end, head["stored"][inst].astype(np.int64))
+    counted = np.flatnonzero(h >> 8)  # runs of width 0 hold no counts: only the others are expanded
+    # pixel by pixel, not header step by header step: the cube is then written in order (on a
+    # 128 MB cube, scattered writes cost more than this sort)
+    counted = counted[np.argsort(i[counted].astype(np.uint16), kind="stable")]
+    i, p, f, h = i[counted], p[counted], f[counted], h[counted]
     c = (h & 0xFF).astype(np.int64)
     w = (h >> 8).astype(np.int64)
     eight = np.flatnonzero(w == 8)  # a base above 2**32 could wrap the sums
@@ -293,33 +333,15 @@ def decode_block(raw: bytes, b: np.ndarray, offsets: np.ndarray, lines: np.ndarr
         assign = t.bin == 1 and bool(t.fresh[cell].all()) and len(np.unique(cell)) == len(cell)
         t.fresh[cell] = False
     for width, s, base in classes:
-        cs, fs, rs = c[s], f[s], row[s]
-        first = np.cumsum(cs) - cs      # element k of run r is element first[r] + k of the class
-        e = np.arange(int(cs.sum()), dtype=np.int64)
-        if not len(e):
-            continue
-        if width == 1:  # nibbles, low one first: nibble 2q + k of the byte stream
-            a2 = np.repeat(2 * (p[s] + 3) - first, cs) + e
-            val = ((b[a2 >> 1] >> ((a2 & 1) << 2).astype(np.uint8)) & 0x0F).astype(np.uint64)
-        else:
-            step = width // 2
-            at = np.repeat(p[s] + 2 + width - first * step, cs) + e * step
-            val = b[at].astype(np.uint64)
-            for j in range(1, step):
-                val |= b[at + j].astype(np.uint64) << np.uint64(8 * j)
-        val += np.repeat(base, cs)
-        runs = np.flatnonzero(cs)
-        # exact in float64: a run sums to < 2**41 and a pixel to < 65536 * 2**34 < 2**53
-        sums = np.add.reduceat(val, first[runs])
-        totals += np.bincount(rs[runs], weights=sums, minlength=cut).astype(np.uint64)
-        chan = np.repeat(fs - first, cs) + e
-        at = None
-        if t.cube is not None:
-            cb = cell[rs] * t.nbins
-            at = np.repeat(cb + fs - first, cs) + e if t.bin == 1 else np.repeat(cb, cs) + chan // t.bin
-        _deposit(t, at, chan, val, int((fs + cs).max()), assign)
-        if exact:
-            parts.append((np.repeat(rs, cs), chan, val))
+        ends = np.cumsum(c[s])
+        lo_run = 0
+        while lo_run < len(s):  # chunks of at most CHUNK values: bounded memory
+            hi_run = int(np.searchsorted(ends, (ends[lo_run - 1] if lo_run else 0) + CHUNK, "right"))
+            hi_run = max(hi_run, lo_run + 1)
+            sl = s[lo_run:hi_run]
+            _expand(t, b, width, p[sl], c[sl], f[sl], row[sl], base[lo_run:hi_run], cell, totals, assign,
+                    parts if exact else None)
+            lo_run = hi_run
     good = np.arange(cut)
     twelve = good[flag[:cut] == 1]
     pile = good[(flag[:cut] != 1) & (pulses[:cut] > 0)]
@@ -330,7 +352,8 @@ def decode_block(raw: bytes, b: np.ndarray, offsets: np.ndarray, lines: np.ndarr
         at = None if t.cube is None else cell[prow] * t.nbins + (chan if t.bin == 1 else chan // t.bin)
         _deposit(t, at, chan, ones, int(chan.max()) + 1)
         if exact:
-            parts.append((prow, chan, ones))
+            m = chan < t.keep
+            parts.append(((prow * t.nbins + chan // t.bin)[m], ones[m]))
     np.add.at(t.count_map, cell, totals)
-    over = _first_overflow(t, cut, parts) if exact else None
+    over = _first_overflow(parts, t.nbins) if exact else None
     return flag[:cut], over if over is not None else (None if cut == n else cut)
