@@ -98,6 +98,12 @@ class InstrumentConfig:
     def all_excludes(self) -> tuple[str, ...]:
         return tuple(DEFAULT_EXCLUDES) + self.exclude
 
+    @property
+    def sheet_template(self) -> str:
+        """The sample sheet's template: the official template's invoice schema when ``rde_template``
+        names one (RDE checks the invoice against it), else ``template``."""
+        return self.rde_template or self.template
+
 
 @dataclass(frozen=True)
 class Config:

@@ -141,7 +141,7 @@ class Pipeline(Worker):
         empty = bool(m.files) and not any(f.size for f in m.files)
         try:
             built = build_package(self.spool, m, pairing, ctx, translator=None if empty else inst.translator,
-                                  template=inst.template, supersedes=previous)
+                                  template=inst.sheet_template, supersedes=previous)
         except (SourceChanged, SourceUnreadable) as exc:
             log.warning("%s", exc)
             key = f"file:{m.instrument_id}:{m.key}"

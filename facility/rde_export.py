@@ -2,9 +2,12 @@
 
 RDE's RDEFormat mode (``extended_mode: rdeformat``, docs/rde.md) takes one zip and copies it by
 folder name: ``raw/``, ``nonshared_raw/``, ``main_image/``, ``other_image/``, ``meta/``,
-``structured/``, ``logs/``. Everything else (``invoice/``, ``tasksupport/``, our ``labedge/``) is
-dropped, so labedge's provenance, translation report and original metadata go under
-``structured/labedge/``. The sample sheet reaches RDE only through the registration invoice: it is
+``structured/``, ``logs/``, each file flat into its folder (rdetoolkit copies ``f.name``), and a
+path component of four digits makes a tile (``divided/0001/``, facility/rde_tiles.py). Everything
+else (``invoice/``, ``tasksupport/``, our ``labedge/``) is dropped, so labedge's provenance,
+translation report and original metadata go to ``structured/labedge_*.json``. The zip is written
+as RDE will hold it: flat names, one per file (two files that would share a name are renamed, with
+a warning), so no vendor folder can be taken for a tile and no file silently replaces another. The sample sheet reaches RDE only through the registration invoice: it is
 written beside the zip, and checked against the official ``invoice.schema.json``
 (``<package>.export.json`` lists what is missing).
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -26,11 +30,12 @@ from typing import Any
 
 import jsonschema
 
+from facility.rde_tiles import Tile, split_tiles
 from translators import profiles
 
 #: folders RDE keeps, copied as they are (the vendor file goes to the template's raw folder)
 KEPT = ("main_image", "other_image", "meta", "structured", "logs")
-#: labedge's own files that must survive RDE: kept under structured/labedge/
+#: labedge's own files that must survive RDE: kept as structured/labedge_<name>
 LABEDGE_KEPT = ("provenance.json", "translation_report.json", "original_metadata.json",
                 "labedge_metadata.json", "labedge_metadata-def.json")
 
@@ -54,14 +59,50 @@ def _data_dir(package: Path) -> Path:
 def check_invoice(invoice: Any, schema_path: Path) -> list[str]:
     """Every way the invoice misses the official schema, each naming its field."""
     try:
-        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        schema = _as_rdetoolkit_reads(json.loads(schema_path.read_text(encoding="utf-8")))
         validator = jsonschema.Draft202012Validator(schema)
     except (OSError, ValueError) as exc:
         raise ExportError(f"official invoice schema {schema_path}: cannot be read ({exc})") from None
     except jsonschema.SchemaError as exc:
         raise ExportError(f"official invoice schema {schema_path}: not a JSON schema ({exc.message})") from None
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}"
-            for e in sorted(validator.iter_errors(invoice), key=lambda e: list(map(str, e.absolute_path)))]
+    errors = validator.iter_errors(_drop_none(invoice))
+    return [_problem(e) for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def _as_rdetoolkit_reads(schema: Any) -> Any:
+    """The official schemas write sample attributes tuple-style (``items: [...]``), which
+    rdetoolkit reads as ``prefixItems``; JSON Schema 2020-12 tools crash on it (the agent's sheet
+    check does the same, agent.sheets.invoice)."""
+    sample = ((schema.get("properties") or {}).get("sample") or {}) if isinstance(schema, dict) else {}
+    for part in ("generalAttributes", "specificAttributes"):
+        arr = (sample.get("properties") or {}).get(part) if isinstance(sample, dict) else None
+        if isinstance(arr, dict) and isinstance(arr.get("items"), list):
+            items = arr.pop("items")
+            if items:
+                arr["prefixItems"] = items
+    return schema
+
+
+def _drop_none(x: Any) -> Any:
+    """rdetoolkit drops null values before it validates an invoice (an empty sheet field is null)."""
+    if isinstance(x, dict):
+        return {k: _drop_none(v) for k, v in x.items() if v is not None}
+    if isinstance(x, list):
+        return [_drop_none(v) for v in x if v is not None]
+    return x
+
+
+def _problem(e: jsonschema.ValidationError) -> str:
+    """One schema error as ``field/path: what`` naming the field; a missing required field by its
+    full path and the template's label, so the sheet's user knows which box to fill."""
+    where = "/".join(map(str, e.absolute_path))
+    m = re.fullmatch(r"'(.+)' is a required property", e.message) if e.validator == "required" else None
+    if m:
+        field = f"{where}/{m[1]}" if where else m[1]
+        label = ((e.schema.get("properties") or {}).get(m[1]) or {}).get("label") if isinstance(e.schema, dict) else None
+        named = f" ({label.get('en')} / {label.get('ja')})" if isinstance(label, dict) else ""
+        return f"{field}: missing; the official template requires it{named}"
+    return f"{where or '(top level)'}: {e.message}"
 
 
 def _rewrite(work: Path, template: str, templates_root: Path | None) -> tuple[dict[str, Any], str, Path]:
@@ -80,7 +121,34 @@ def _rewrite(work: Path, template: str, templates_root: Path | None) -> tuple[di
     return profiles.apply_def(work, path), "nonshared_raw", path.with_name("invoice.schema.json")
 
 
-def export_one(package: Path, template: str, templates_root: Path | None, out: Path) -> dict[str, Any]:
+def _entries(tile: Path, raw_folder: str, prefix: str, warnings: list[str]) -> list[tuple[Path, str]]:
+    """(file, name in the zip) for one tile: flat in each kept folder, as RDE will hold it."""
+    out: list[tuple[Path, str]] = []
+    for folder in ("raw", *KEPT):
+        base = tile / folder
+        files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
+        if folder == "structured" and (tile / "labedge").is_dir():
+            files += [tile / "labedge" / f for f in LABEDGE_KEPT if (tile / "labedge" / f).is_file()]
+        dest = raw_folder if folder == "raw" else folder
+        used: set[str] = set()
+        names = [f"labedge_{f.name}" if f.parent == tile / "labedge" and not f.name.startswith("labedge_") else f.name
+                 for f in files]
+        clash = {n for n in names if names.count(n) > 1}
+        for f, n in zip(files, names):
+            if n in clash:  # RDE would keep one of them: name each by its folder inside the package
+                rel = f.relative_to(tile).as_posix()
+                n = rel.split("/", 1)[-1].replace("/", "__")
+                warnings.append(f"{prefix}{rel}: written as {dest}/{n} (RDE copies files flat into "
+                                f"{dest}/, and another file has the name {f.name})")
+            while n in used:
+                n = f"_{n}"
+            used.add(n)
+            out.append((f, f"{prefix}{dest}/{n}"))
+    return out
+
+
+def export_one(package: Path, template: str, templates_root: Path | None, out: Path,
+               tiles: str = "auto") -> dict[str, Any]:
     """Write ``<package>.zip``, ``<package>.invoice.json`` and ``<package>.export.json`` into ``out``."""
     src = _data_dir(Path(package))
     name = (src.parent if src.name == "data" else src).name
@@ -90,16 +158,16 @@ def export_one(package: Path, template: str, templates_root: Path | None, out: P
         work = Path(tmp) / "data"
         shutil.copytree(src, work, symlinks=False)
         summary, raw_folder, schema_path = _rewrite(work, template, templates_root)
+        extra: list[Tile] = split_tiles(work, template, templates_root, Path(tmp) / "divided", tiles)
+        warnings = list(summary["warnings"]) + [w for t in extra for w in t.warnings]
+        entries = _entries(work, raw_folder, "", warnings)
+        for t in extra:
+            entries += _entries(t.folder, raw_folder, f"divided/{t.index:04d}/", warnings)
         part = zpath.with_suffix(".zip.part")
         with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            for folder in ("raw", *KEPT):
-                base = work / folder
-                for f in sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []:
-                    # zipfile sets the UTF-8 flag for non-ASCII names, so RDE reads 測定.vms as written
-                    z.write(f, f"{raw_folder if folder == 'raw' else folder}/{f.relative_to(base).as_posix()}")
-            for fname in LABEDGE_KEPT:
-                if (work / "labedge" / fname).is_file():
-                    z.write(work / "labedge" / fname, f"structured/labedge/{fname}")
+            for f, arc in entries:
+                # zipfile sets the UTF-8 flag for non-ASCII names, so RDE reads 測定.vms as written
+                z.write(f, arc)
         os.replace(part, zpath)
     invoice_path = src / "invoice" / "invoice.json"
     try:
@@ -111,7 +179,9 @@ def export_one(package: Path, template: str, templates_root: Path | None, out: P
     (out / f"{name}.invoice.json").write_text(json.dumps(invoice, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     result = {"package": str(package), "zip": str(zpath), "template": template,
               "metadata_def": summary["metadata_def"], "metadata_values": summary["written"],
-              "warnings": summary["warnings"], "invoice_problems": problems}
+              "tiles": 1 + len(extra), "divided": [{"folder": f"divided/{t.index:04d}", "measurement": t.label}
+                                                   for t in extra],
+              "warnings": warnings, "invoice_problems": problems}
     (out / f"{name}.export.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return result
 
@@ -126,12 +196,13 @@ def run(args: argparse.Namespace) -> int:
     rc = 0
     for package in args.packages:  # several packages = a dataset, each its own zip and invoice
         try:
-            res = export_one(Path(package), args.template, root, Path(args.out))
+            res = export_one(Path(package), args.template, root, Path(args.out), args.tiles)
         except (ExportError, profiles.ProfileError, OSError) as exc:
             print(f"rde-export: {exc}")
             rc = 1
             continue
-        print(f"{package}: {res['zip']} ({res['metadata_values']} metadata values, {res['metadata_def']})")
+        tiles = f", {res['tiles']} tiles" if res["tiles"] > 1 else ""
+        print(f"{package}: {res['zip']} ({res['metadata_values']} metadata values, {res['metadata_def']}{tiles})")
         for w in res["warnings"]:
             print(f"   warning: {w}")
         for p in res["invoice_problems"]:
@@ -148,5 +219,8 @@ def add_parser(sub: Any) -> None:
                    help=f"an official template profile ({', '.join(profiles.names())}) or a metadata-def.json path")
     p.add_argument("--templates", metavar="DIR", help="folder holding the official template repositories "
                    "(default: $LABEDGE_RDE_TEMPLATES); needed for a profile NAME")
+    p.add_argument("--tiles", choices=("auto", "file"), default="auto",
+                   help="auto: one RDE tile per measurement where the template describes one measurement (TemDm3, "
+                   "Em: a multi-signal DM3 gives divided/0001...); file: always one tile per package")
     p.add_argument("--out", required=True, help="output folder (per package: .zip, .invoice.json, .export.json)")
     p.set_defaults(func=run)

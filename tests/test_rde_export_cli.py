@@ -61,7 +61,7 @@ def test_a_dataset_exports_to_rdeformat_zips_with_checked_invoices(tmp_path: Pat
             assert tops <= {"raw", "nonshared_raw", "main_image", "other_image", "meta", "structured", "logs"}, tops
             assert any(n.startswith("nonshared_raw/") and n.endswith(".vms") for n in names)  # as the official template
             for kept in ("provenance.json", "translation_report.json", "original_metadata.json"):
-                assert f"structured/labedge/{kept}" in names
+                assert f"structured/labedge_{kept}" in names
             meta = json.loads(z.read("meta/metadata.json"))
             official = json.loads((templates / "RDE_XPS/template/scienta_omicron/tasksupport/metadata-def.json").read_text())
             keys = set(meta["constant"]) | {k for row in meta["variable"] for k in row}
@@ -78,11 +78,11 @@ def test_a_missing_required_invoice_field_is_named(tmp_path: Path) -> None:
     pkg = _package(tmp_path, sample, bad, "pkg-eels")
     out = tmp_path / "export"
     res = _export(str(pkg), "--template", "nims-temdm3", "--templates", str(templates), "--out", str(out))
-    assert res.returncode == 1 and "invoice: sample: 'names' is a required property" in res.stdout, res.stdout
+    assert res.returncode == 1 and "invoice: sample/names: missing; the official template requires it" in res.stdout, res.stdout
     assert "Traceback" not in res.stdout + res.stderr
     assert (out / "pkg-eels.zip").is_file() and (out / "pkg-eels.invoice.json").is_file()
     report = json.loads((out / "pkg-eels.export.json").read_text(encoding="utf-8"))
-    assert report["invoice_problems"] == ["sample: 'names' is a required property"]
+    assert report["invoice_problems"] == ["sample/names: missing; the official template requires it"]
     assert report["metadata_def"] == "metadata-def_EELS.json"  # the method read from the file
 
 
@@ -99,7 +99,7 @@ def test_aes_requires_the_measurement_method_and_says_so(tmp_path: Path) -> None
     (data / "invoice" / "invoice.json").write_text(json.dumps(_invoice()), encoding="utf-8")
     out = tmp_path / "export"
     res = _export(str(data.parent), "--template", "nims-aes-survey", "--templates", str(templates), "--out", str(out))
-    assert res.returncode == 1 and "custom: 'measurement_method' is a required property" in res.stdout, res.stdout
+    assert res.returncode == 1 and "invoice: custom/measurement_method: missing; the official template requires it (Measurement method / 測定方法)" in res.stdout, res.stdout
     with zipfile.ZipFile(out / "pkg-aes.zip") as z:
         meta = json.loads(z.read("meta/metadata.json"))
         assert {"para", "id", "data"} <= {n.rsplit("/", 1)[-1] for n in z.namelist() if n.startswith("nonshared_raw/")}

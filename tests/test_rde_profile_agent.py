@@ -85,13 +85,13 @@ def test_agent_ships_the_official_vocabulary_and_rde_export_zips_it(tmp_path: Pa
                           "--templates", str(templates), "--out", str(out)], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     # sent unpaired (no sample sheet): the invoice has no sample, which every official schema requires
-    assert res.returncode == 1 and "invoice: (top level): 'sample' is a required property" in res.stdout, res.stdout
+    assert res.returncode == 1 and "invoice: sample: missing; the official template requires it" in res.stdout, res.stdout
     assert json.loads((out / f"{pkg.name}.invoice.json").read_text()) == \
         json.loads((pkg / "data/invoice/invoice.json").read_text())
     with zipfile.ZipFile(out / f"{pkg.name}.zip") as z:
         assert json.loads(z.read("meta/metadata.json")) == meta  # the profile's metadata, unchanged
         assert "nonshared_raw/regular.vms" in z.namelist()
-        assert json.loads(z.read("structured/labedge/provenance.json"))["package_id"] == pkg.name
+        assert json.loads(z.read("structured/labedge_provenance.json"))["package_id"] == pkg.name
 
 
 def test_rde_template_needs_the_templates_folder(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from typing import Any
 
+from agent.sheets.derive import DERIVABLE
 from agent.sheets.templates import title
 
 MAX_VALUES = 200
@@ -80,6 +81,8 @@ def custom_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
             d["unit"] = opts["unit"]
         if "placeholder" in opts:
             d["placeholder"] = opts["placeholder"]
+        elif key in DERIVABLE and not d["required"]:
+            d["placeholder"] = DERIVABLE[key]  # filled from the measurement if left empty (agent.sheets.derive)
         if opts.get("widget") == "textarea" or f.get("format") == "markdown":
             d["widget"] = "textarea"
         out.append(d)

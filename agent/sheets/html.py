@@ -14,7 +14,7 @@ import secrets
 from importlib import resources
 from typing import Any
 
-from agent.sheets.form import form_model
+from agent.sheets.form import fields_of, form_model
 from agent.sheets.templates import load_template
 
 
@@ -52,12 +52,16 @@ def page(title: str, body: str, *, nonce: str, served: bool, script: str = "", l
 def render_sheet(name: str, *, mode: str = "file", instrument_id: str | None = None, token: str | None = None,
                  choices: dict[str, list[dict[str, str]]] | None = None, prefill: dict[str, Any] | None = None,
                  active: dict[str, Any] | None = None, hold: dict[str, str] | None = None,
-                 back_link: bool = False) -> str:
+                 back_link: bool = False, derived: dict[str, Any] | None = None) -> str:
     """The sheet page for template ``name``; ``mode`` "file" (saves JSON) or "served" (posts)."""
     if mode not in ("file", "served"):
         raise ValueError(f"mode must be 'file' or 'served', not {mode!r}")
     schema = load_template(name)
     model = form_model(name, schema, choices)
+    for f in fields_of(model).values():  # what the measurement gives, prefilled (the user may change it)
+        key = f["id"].removeprefix("custom.")
+        if f["id"].startswith("custom.") and key in (derived or {}) and "const" not in f:
+            f["default"] = derived[key]
     cfg = {"model": model, "mode": mode, "instrument": instrument_id, "token": token if mode == "served" else None,
            "prefill": prefill or {}, "active": active, "hold": hold}
     nonce = secrets.token_urlsafe(16)

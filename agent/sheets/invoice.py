@@ -80,8 +80,9 @@ def parse_sheet(data: bytes | dict[str, Any], where: str, *, choices: dict | Non
 
 
 def build_invoice(schema: dict[str, Any], values: dict[str, Any], *, data_name: str, default_owner_id: str,
-                  today: str | None = None) -> dict[str, Any]:
-    """The RDE invoice for one measurement from cleaned sheet ``values``."""
+                  today: str | None = None, derived: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The RDE invoice for one measurement from cleaned sheet ``values``; a custom field left empty
+    takes its value from ``derived`` (agent.sheets.derive: what the measurement gives)."""
     owner = values.get("basic.dataOwnerId") or default_owner_id
     if not OWNER_RE.match(owner):
         raise InvoiceInvalid(f"data owner id {owner[:60]!r} is not 56 letters/digits")
@@ -89,6 +90,8 @@ def build_invoice(schema: dict[str, Any], values: dict[str, Any], *, data_name: 
     custom: dict[str, Any] = {}
     for key, f in props.get("custom", {}).get("properties", {}).items():
         v = values.get(f"custom.{key}")
+        if v is None:
+            v = (derived or {}).get(key)
         custom[key] = f["const"] if "const" in f else v
     inv: dict[str, Any] = {
         "datasetId": values.get("datasetId") or "",

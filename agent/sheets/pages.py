@@ -295,7 +295,7 @@ def render_queue(srv: "LocalServer", lang: str = "en") -> str:
         a = srv.db.active(inst.id)
         act = (f'{E(str(a.values.get("sample.names") or a.id))} <span class="hint">'
                f'({E(_when(a.activated_at, lang))}～)</span>' if a else f'<span class="hint">{E(w("none", lang))}</span>')
-        parts.append(f"<tr><td>{E(inst.id)}</td><td>{E(inst.template)}</td><td>{act}</td>"
+        parts.append(f"<tr><td>{E(inst.id)}</td><td>{E(inst.sheet_template)}</td><td>{act}</td>"
                      f'<td><a class="btn small" href="/sheet/{E(inst.id)}">{E(w("open_sheet", lang))}</a></td></tr>')
     parts.append("</table></section>")
     parts.append(_packages_card(srv, st, lang))

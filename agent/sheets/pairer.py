@@ -22,6 +22,8 @@ from agent.config import Config, InstrumentConfig
 from agent.health import Health
 from agent.measurement import Measurement, SourceFile
 from agent.pairing import HOLD, MINIMAL_SCHEMA, PAIRED, UNPAIRED, Pairing, minimal_invoice
+from agent.sheets import official
+from agent.sheets.derive import measured_values
 from agent.sheets.invoice import MAX_SHEET_BYTES, InvoiceInvalid, SheetError, build_invoice, parse_sheet
 from agent.sheets.sheetdb import SheetDB, SheetRow, fingerprint
 from agent.sheets.templates import TemplateError, load_template
@@ -42,6 +44,7 @@ def choices_of(cfg: Config) -> dict[str, list[dict[str, str]]]:
 class SheetPairer:
     def __init__(self, cfg: Config, store: StateStore, health: Health) -> None:
         self.cfg, self.store, self.health = cfg, store, health
+        official.use_root(cfg.rde_templates_dir)  # an instrument's rde_template names its sheet
         self.db = SheetDB(store)
         self.choices = choices_of(cfg)
         self._resubmit: Callable[[Measurement], None] | None = None
@@ -177,9 +180,9 @@ class SheetPairer:
                 if not (st.st_mtime_ns <= newest <= st.st_mtime_ns + max_age_ns):
                     continue  # the measurement is older than the sheet, or the sheet has expired for it
                 s = self._load_sheet_file(p, quiet=True)
-                if s is not None and inst is not None and s.template != inst.template:
+                if s is not None and inst is not None and s.template != inst.sheet_template:
                     self.health.problem(f"sheet-file:{p}", f"{p.name} is a {s.template!r} sheet but {inst.id} uses "
-                                        f"{inst.template!r}: it was not applied to {m.name}", kind="warning", ttl=3600)
+                                        f"{inst.sheet_template!r}: it was not applied to {m.name}", kind="warning", ttl=3600)
                     continue
                 if s is not None and (best is None or st.st_mtime_ns > best[0]):
                     best = (st.st_mtime_ns, s)
@@ -217,12 +220,18 @@ class SheetPairer:
 
     def _paired(self, m: Measurement, inst: InstrumentConfig, sheet: SheetRow, source: str) -> Pairing:
         schema = load_template(sheet.template)
-        inv = build_invoice(schema, sheet.values, data_name=m.name, default_owner_id=self.cfg.default_owner_id)
+        derived = {k: v for k, v in measured_values(m).items()
+                   if sheet.values.get(f"custom.{k}") is None and k in schema.get("properties", {}).get("custom", {})
+                   .get("properties", {})}
+        inv = build_invoice(schema, sheet.values, data_name=m.name, default_owner_id=self.cfg.default_owner_id,
+                            derived=derived)
         details: dict[str, Any] = {"template": sheet.template}
+        if derived:
+            details["derived"] = sorted(derived)  # filled from the measurement, the sheet left them empty
         if sheet.file_path:
             details["sheet_file"] = sheet.file_path
-        if sheet.template != inst.template:
-            details["note"] = f"sheet template {sheet.template!r} differs from the instrument's {inst.template!r}"
+        if sheet.template != inst.sheet_template:
+            details["note"] = f"sheet template {sheet.template!r} differs from the instrument's {inst.sheet_template!r}"
         return Pairing(PAIRED, inv, schema, sheet_id=sheet.id, source=source, details=details)
 
     def _unpaired(self, m: Measurement, reason: str) -> Pairing:

@@ -29,7 +29,9 @@ from agent.package.builder import Spool
 from agent.portowner import port_in_use_message
 from agent.sheets import pages
 from agent.sheets.bounded_http import BoundedThreadingHTTPServer
+from agent.sheets import official
 from agent.sheets.attachments import AttachmentRefused, Upload, attach
+from agent.sheets.derive import measured_values
 from agent.sheets.form import SheetInvalid, form_model, validate_values
 from agent.sheets.html import render_sheet
 from agent.sheets.i18n import both, pick_lang
@@ -94,6 +96,7 @@ class LocalServer(Worker):
         self.cfg, self.store, self.health, self.pairer, self.spool, self.pipeline = \
             cfg, store, health, pairer, spool, pipeline
         self.db = SheetDB(store)
+        official.use_root(cfg.rde_templates_dir)  # an instrument's rde_template names its sheet
         self.choices = choices_of(cfg)
         self.token = load_token(cfg.state_dir)
         self.httpd: _HTTPServer | None = None
@@ -184,7 +187,7 @@ class LocalServer(Worker):
             return 200, "text/html; charset=utf-8", pages.render_queue(self, lang)
         if path.startswith("/sheet/"):
             inst = self.instrument(path[len("/sheet/"):])
-            hold = None
+            hold, derived = None, None
             fp = (query.get("hold") or [""])[0]
             if fp:
                 h = self.db.hold(fp) if _HOLD_RE.match(fp) else None
@@ -192,11 +195,13 @@ class LocalServer(Worker):
                     raise Refused(404, both("that measurement is no longer waiting for a sheet",
                                             "そのデータはもうシートを待っていません"))
                 hold = {"id": fp, "name": h.measurement.name}
+                derived = measured_values(h.measurement)  # this measurement's date, prefilled
             active = self.db.active(inst.id)
             try:
-                body = render_sheet(inst.template, mode="served", instrument_id=inst.id, token=self.token,
+                body = render_sheet(inst.sheet_template, mode="served", instrument_id=inst.id, token=self.token,
                                     choices=self.choices, prefill=active.values if active else None,
-                                    active=active.summary() if active else None, hold=hold, back_link=True)
+                                    active=active.summary() if active else None, hold=hold, back_link=True,
+                                    derived=derived)
             except TemplateError as exc:
                 raise Refused(500, f"instrument {inst.id}: {exc}") from None
             return 200, "text/html; charset=utf-8", body
@@ -243,7 +248,7 @@ class LocalServer(Worker):
         if h is None or sheet is None or confirmed:
             return
         try:
-            want = self.cfg.instrument(h.instrument_id).template
+            want = self.cfg.instrument(h.instrument_id).sheet_template
         except KeyError:
             return
         if sheet.template != want:
@@ -255,7 +260,7 @@ class LocalServer(Worker):
 
     def post_sheet(self, body: dict[str, Any]) -> dict[str, Any]:
         inst = self.instrument(body.get("instrument_id"))
-        name = inst.template
+        name = inst.sheet_template
         try:
             values = validate_values(form_model(name, load_template(name), self.choices), body.get("values"))
         except SheetInvalid as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 
+from agent.sheets import official
 from config import templates_dir
 
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -58,6 +59,8 @@ def _load_checked(name: str) -> dict[str, Any]:
         raise TemplateError(f"template name {str(name)[:80]!r} is not valid (lower-case letters, digits and '-'); "
                             f"available: {', '.join(list_templates())}")
     entry = templates_dir().joinpath(f"{name}.json")
+    if not entry.is_file() and official.is_official(name):
+        return official.load(name)  # an instrument's rde_template: the official template's invoice schema
     if not entry.is_file():
         raise TemplateError(f"unknown template {name!r}; available: {', '.join(list_templates())}")
     schema = _parse(entry.read_bytes(), f"template {name!r}")

@@ -109,16 +109,23 @@ def test_held_broker_down_receiver_down_and_uploading_read_right(page, pki, tmp_
         rx.start_connected()
 
         def midway() -> bool:
+            # the small package first: the two share one chunk window, and while both are in transfer
+            # the summary rightly says "uploading 2 packages"
+            if agent.store.counts()["delivered"] < 1:
+                return False
             ts = (build_status(agent.cfg).get("upload") or {}).get("transfers") or []
             return any(t["package_id"] == big and 0 < t["done_bytes"] < t["total_bytes"] for t in ts)
-        wait_for(midway, 60, "the big upload to be under way")
+        wait_for(midway, 60, "the small package delivered and the big upload under way")
         rx.proc.send_signal(signal.SIGSTOP)  # freeze the receiver mid-transfer so the page can be read
         try:
             row = page.locator(f"tr[data-package='{big}']")
             row.locator("progress").wait_for(timeout=15000)
             text = row.inner_text()
             assert "uploading" in text and "%" in text
-            page.locator("#summary", has_text="working uploading 1 package").wait_for(timeout=15000)
+            try:
+                page.locator("#summary", has_text="working uploading 1 package").wait_for(timeout=15000)
+            except Exception:
+                raise AssertionError(f"summary reads {_summary(page)!r}") from None
             page.screenshot(path=str(artifacts_dir / "state-uploading-1366.png"))
         finally:
             rx.proc.send_signal(signal.SIGCONT)

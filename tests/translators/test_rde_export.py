@@ -43,9 +43,9 @@ def test_rde_export_writes_the_rdeformat_zip_and_checks_the_invoice(tmp_path: Pa
         names = set(z.namelist())
         meta = json.loads(z.read("meta/metadata.json"))
     assert "nonshared_raw/XRD_RIGAKU.ras" in names and not any(n.startswith("raw/") for n in names)
-    assert {"structured/XRD_RIGAKU.csv", "structured/labedge/provenance.json",
-            "structured/labedge/translation_report.json", "structured/labedge/original_metadata.json",
-            "structured/labedge/labedge_metadata.json"} <= names
+    assert {"structured/XRD_RIGAKU.csv", "structured/labedge_provenance.json",
+            "structured/labedge_translation_report.json", "structured/labedge_original_metadata.json",
+            "structured/labedge_metadata.json"} <= names
     assert not any(n.startswith(("labedge/", "invoice/", "tasksupport/")) for n in names)  # RDE drops these
     official = json.loads((OFFICIAL / "outputs/RDE_XRD/rigaku_xrd__XRD_RIGAKU.ras.metadata.json").read_text())
     assert meta == official

@@ -156,7 +156,12 @@ def test_jeol_analysis_station_files(out_root: Path) -> None:
     assert (img.dir / "thumbnail" / "View000_0000000.png").is_file()
     pts = run(out_root, "jeol_eds/Sample/00_View000/View000_0000006.pts")
     assert pts.c("live_time") == (325.46, "s") and pts.c("energy_per_channel") == (0.00999866, "keV")
-    assert pts.c("number_of_channels") == (2048, None) and pts.rep["status"] == "partial"
+    assert pts.c("number_of_channels") == (2048, None) and pts.rep["status"] == "ok"  # events decoded
+    assert pts.c("map_width") == (512, "pixel") and pts.c("sweeps_decoded") == (14, None)
+    import h5py
+    with h5py.File(pts.dir / "structured" / "View000_0000006.h5") as h5:
+        assert h5["spectrum_image"].shape == (512, 512, 512) and h5["count_map"].shape == (512, 512)
+        assert json.loads(h5["spectrum_image"].attrs["axis:energy"])["unit"] == "keV"
     asw = run(out_root, "jeol_eds/rawdata.ASW")
     assert "View000_0000006.pts" in asw.c("missing_files")[0]
     assert any("7 of 7 referenced files" in w for w in asw.rep["warnings"])

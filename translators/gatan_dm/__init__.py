@@ -74,6 +74,27 @@ VARIABLE: dict[str, tuple[list[tuple[str, ...]], str, float]] = {
                                  "Convergence semi-angle (mrad)")], "posnum", 1),
     "dual_eels": ([("EELS", "Acquisition", "Dual acquire enabled")], "bool", 1),
 }
+# Cathodoluminescence (Gatan MonoCL / Monarc): no real CL file was available; the tag paths are the
+# ones rosettasciio's DM reader maps for CL signals (shown there with "_" for " ", so both spellings).
+_CL = "CL"
+_MONARC = ("Acquisition", "Monarc Spectrometer")
+
+
+def _both(*path: str) -> list[tuple[str, ...]]:
+    return [path, tuple(p.replace(" ", "_") for p in path)]
+
+
+VARIABLE.update({
+    "grating_groove_density": (_both(_CL, "Acquisition", "Dispersion grating (lines/mm)"), "posnum", 1),
+    "grating": (_both(*_MONARC, "Grating"), "str", 1),
+    "pmt_voltage": (_both(*_MONARC, "PMT HV"), "num", 1),
+    "central_wavelength": (_both(_CL, "Acquisition", "Central wavelength (nm)"), "posnum", 1),
+    "start_wavelength": (_both(_CL, "Acquisition", "Start wavelength (nm)"), "num", 1),
+    "wavelength_step": (_both(_CL, "Acquisition", "Step-size (nm)"), "posnum", 1),
+    "cl_dwell_time": (_both(_CL, "Acquisition", "Dwell time (s)"), "posnum", 1),
+})
+VARIABLE["exposure_time"][0].extend(_both(_CL, "Acquisition", "Exposure (s)"))
+VARIABLE["number_of_frames"][0].extend(_both(_CL, "Acquisition", "Number of frames"))
 _APERTURE_RE = re.compile(r"^\s*([0-9.]+)\s*mm\s*$")
 
 

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from translators.progress import track
+from translators.progress import header_read, track
 from translators.safeio import decode_text as _detect_text, read_text_head
 from translators.common import best_score, first_matching, put, require_file, text, to_int
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
@@ -113,6 +113,7 @@ class JeolAesTranslator:
         res.constant = _constant(tags)
         rois = _rois(tags)
         res.variable = [r["meta"] for r in rois]
+        header_read(res.original, res.constant)  # a bad data file now gives partial, keeping the header
         if data is None:
             res.warnings.append(f"{para.parent.name}: no 'data' file given; metadata only")
             return res
@@ -121,6 +122,9 @@ class JeolAesTranslator:
             raise CorruptFile(f"{data.name}: {size} bytes exceeds {MAX_DATA}")
         roi_pts = sum(r["n"] for r in rois)
         wpts = _int(tags.get("SPC_WPOINTS")) or 0
+        if str(tags.get("DATATYPE", "")).strip() == "5" and rois and size and size % (4 * roi_pts) == 0:
+            _depth(res, data, rois, size // (4 * roi_pts))
+            return res
         # The file holds either the active ROI spectra back to back, or the wide scan.
         if rois and size == 4 * roi_pts:
             res.constant["spectrum_kind"] = "ROI (narrow) spectra"
@@ -146,6 +150,38 @@ class JeolAesTranslator:
         res.preview = Preview(x=first.columns["kinetic energy"], y=first.columns["counts"],
                               x_label="kinetic energy (eV)", y_label="counts", title=first.name)
         return res
+
+
+def _depth(res: TranslationResult, data: Path, rois: list[dict[str, Any]], cycles: int) -> None:
+    """Data type 5 (depth): the ROI spectra back to back, once per sputter cycle.
+
+    No JEOL document or official reader describes this layout (the official RDE_AES program reads
+    only types 3 and 4, the latter as the ROI spectra back to back); it is inferred from the
+    narrow layout and the file size, and the report says so."""
+    counts = np.fromfile(data, dtype=">i4").astype(float).reshape(cycles, -1)
+    res.constant["spectrum_kind"] = "depth profile (ROI spectra per cycle)"
+    res.constant["number_of_cycles"] = cycles
+    res.warnings.append(f"{data.parent.name}/{data.name}: depth data read as {cycles} cycle(s) of the "
+                        f"{len(rois)} ROI spectra back to back, a layout inferred from the narrow scan's "
+                        "and the file size (no JEOL documentation); check it against the vendor software")
+    profile: dict[str, Any] = {"cycle": np.arange(1, cycles + 1)}
+    units: dict[str, str | None] = {"cycle": None}
+    off = 0
+    for i, r in enumerate(rois, start=1):
+        n, name = r["n"], str(r["meta"].get("roi_name", f"ROI {i}"))
+        block = counts[:, off:off + n]
+        off += n
+        tag = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+        cols: dict[str, Any] = {"kinetic energy": np.round(r["start"] + r["step"] * np.arange(n), 6)}
+        cols.update({f"cycle {c + 1}": block[c] for c in range(cycles)})
+        res.tables.append(Table(name=f"spectrum{i:02d}_{tag}", columns=cols,
+                                units={k: ("eV" if k == "kinetic energy" else "counts") for k in cols}))
+        profile[f"{name} summed counts"] = block.sum(axis=1)
+        units[f"{name} summed counts"] = "counts"
+    res.tables.append(Table(name="depth_profile", columns=profile, units=units))
+    ys = [v for k, v in profile.items() if k != "cycle"]
+    res.preview = Preview(x=[profile["cycle"]] * len(ys), y=ys, x_label="cycle",
+                          y_label="summed counts per ROI", title="depth profile")
 
 
 def _read_text(p: Path) -> str:

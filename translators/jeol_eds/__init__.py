@@ -3,8 +3,10 @@ spectrum maps and ``.EDS`` spectra.
 
 .ASW/.img/.pts hold JEOL's tagged tree (:mod:`translators.jeol_eds.tree`), read by label.
 An .img may hold a thumbnail tree and then the full tree with ``Image/Bits``; the later tree
-wins. A .pts holds the conditions and the sum spectrum (``EDS Data/.../Data/EDXRF``); its
-list-mode X-ray events are not decoded into a cube (said in a warning). An .ASW names the
+wins. A .pts holds the conditions, the sum spectrum (``EDS Data/.../Data/EDXRF``) and the
+list-mode X-ray events, decoded by :mod:`translators.jeol_eds.events` into a bounded (y, x,
+energy) spectrum image summed over sweeps and a count map; damaged or missing events leave the
+conditions and the sum spectrum, with a warning (``partial``). An .ASW names the
 files of each view; those that did not come with the measurement are named, never fatal.
 An .EDS is a fixed binary layout: the date (OLE days at byte 10), the "Live Time" label with
 its value, the 2048-channel spectrum after it, and a trailer of strings (detector, lines).
@@ -22,6 +24,7 @@ import numpy as np
 from translators import progress
 from translators.common import best_score, num, text, to_int
 from translators.contract import Array, CorruptFile, Preview, Table, TranslationResult, UnsupportedFile, load_vocabulary
+from translators.jeol_eds.events import pts_events
 from translators.jeol_eds.tree import find_tree, parse_tree
 from translators.safeio import read_bytes, read_head
 from translators.writer import flatten
@@ -37,8 +40,10 @@ _TERMS = {  # vocabulary key -> flat-path tails tried in order, and a factor
     "dead_time": (("Doc/DeadTime",), 1.0), "count_rate": (("Doc/CountRate",), 1.0),
     "dwell_time": (("Doc/DwellTime(msec)",), 1.0), "sweeps": (("Doc/Sweep",), 0),
     "energy_per_channel": (("Doc/CoefA",), 1.0), "energy_offset": (("Doc/CoefB",), 1.0),
+    "take_off_angle": (("PARAMPAGE0 items/TakeAng",), 1.0),
 }
-_STRINGS = {"file_type": ("FileType",), "instrument": ("Instrument/Name",), "image_title": ("Image/Title",),
+_STRINGS = {"file_type": ("FileType",), "instrument": ("Instrument/Name", "PARAMPAGE0 items/SEM"),
+            "detector": ("PARAMPAGE0 items/DetT",), "image_title": ("Image/Title",),
             "pixels": ("Meas Cond/Pixels",), "holder_name": ("HolderName",)}
 
 
@@ -103,7 +108,7 @@ class JeolEdsTranslator:
             elif kind in ("IMG", "MAP"):
                 self._image(tree, path, res, const)
             elif kind == "PTS":
-                self._pts(flat, path, res, const)
+                self._pts(flat, data, path, res, const)
         res.constant = {k: v for k, v in const.items() if v is not None}
         return res
 
@@ -178,21 +183,31 @@ class JeolEdsTranslator:
         res.warnings.append(f"{path.name}: no full-size image (Image/Bits) in the file; metadata only")
 
     @staticmethod
-    def _pts(flat: dict[str, Any], path: Path, res: TranslationResult, const: dict[str, Any]) -> None:
+    def _pts(flat: dict[str, Any], data: bytes, path: Path, res: TranslationResult, const: dict[str, Any]) -> None:
         k = next((k for k, v in flat.items() if k.endswith("Data/EDXRF") and isinstance(v, np.ndarray)), None)
-        res.warnings.append(f"{path.name}: the list-mode X-ray events are not decoded into a spectrum "
-                            "image; the sum spectrum and the conditions are translated")
-        if k is None:
-            return
-        counts = np.asarray(flat[k], dtype=float)
+        stored = np.asarray(flat[k], dtype=np.int64) if k is not None else None
         gain = num(const.get("energy_per_channel")) or 0.01
         off = num(const.get("energy_offset")) or 0.0
-        energy = off + gain * np.arange(len(counts))
-        const["number_of_channels"] = len(counts)
-        res.used_keys.append(f"{path.name}/{k}")
-        res.tables.append(Table(f"{path.stem}_sum", {"energy": energy, "counts": counts},
-                                {"energy": "keV", "counts": "counts"}))
-        res.preview = Preview(x=energy, y=counts, x_label="energy (keV)", y_label="counts", title=path.stem)
+        if stored is not None:
+            const["number_of_channels"] = len(stored)
+            res.used_keys.append(f"{path.name}/{k}")
+        cols: dict[str, Any] = {}
+        try:
+            cols = pts_events(flat, data, path, res, const, stored)
+        except CorruptFile as exc:  # the conditions and the stored sum are kept
+            res.warnings.append(f"{exc}; the list-mode events are not decoded, the conditions and the "
+                                "sum spectrum are translated")
+        if stored is not None:
+            cols = {"counts": stored, **cols}
+        if not cols:
+            return
+        n = len(next(iter(cols.values())))
+        energy = off + gain * np.arange(n)
+        res.tables.append(Table(f"{path.stem}_sum", {"energy": energy, **cols},
+                                {"energy": "keV", **{c: "counts" for c in cols}}))
+        if res.preview is None or res.preview.image is None:
+            res.preview = Preview(x=energy, y=next(iter(cols.values())), x_label="energy (keV)", y_label="counts",
+                                  title=path.stem)
 
     @staticmethod
     def _eds(path: Path, res: TranslationResult, const: dict[str, Any]) -> None:

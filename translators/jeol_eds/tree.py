@@ -3,7 +3,9 @@
 An item is ``0x01``, a u32 name length, the name (NUL-terminated), a u32 type and a u32 byte
 length, then the value; ``0xFF`` closes the innermost open item. Type 0 opens a group whose
 items follow. Values are little-endian arrays of the type's element (a single element is
-returned as a scalar, text as str). Sizes are checked against the data; depth and item
+returned as a scalar, text as str). A valued item may have items of its own before its ``0xFF``
+(``PARAMPAGE1 = "EDXRF"`` holds ``NumCH`` and the templates' ``DigZ``): they are kept under
+``"<name> items"`` beside the value, so no existing path changes. Sizes are checked against the data; depth and item
 counts are bounded, so a damaged file ends in CorruptFile, never a hang.
 """
 from __future__ import annotations
@@ -45,6 +47,7 @@ def parse_tree(b: bytes, start: int, where: str, max_value: int = 64 << 20) -> t
     """The tree from ``start`` as nested dicts, and the offset where it ended."""
     root: dict[str, Any] = {}
     stack: list[dict[str, Any]] = [root]
+    kids: list[tuple[dict[str, Any], str, dict[str, Any]]] = []  # (parent, name, items of a valued item)
     pos, items = start, 0
     while pos < len(b):
         mark = b[pos]
@@ -54,7 +57,7 @@ def parse_tree(b: bytes, start: int, where: str, max_value: int = 64 << 20) -> t
                 stack.pop()
             continue
         if mark != 1:
-            return root, pos - 1  # the tree is over (data follow)
+            return _attach(root, kids), pos - 1  # the tree is over (data follow)
         items += 1
         if items > MAX_ITEMS or len(stack) > MAX_DEPTH:
             raise CorruptFile(f"{where}: JEOL tag tree is larger or deeper than this reader accepts")
@@ -84,5 +87,15 @@ def parse_tree(b: bytes, start: int, where: str, max_value: int = 64 << 20) -> t
             arr = np.frombuffer(chunk[:len(chunk) // np.dtype(kind).itemsize * np.dtype(kind).itemsize], "<" + kind)
             value = arr.item() if arr.size == 1 else arr
         stack[-1][name] = value
-        stack.append({})  # the leaf's own closing 0xFF pops this placeholder
-    return root, pos
+        own: dict[str, Any] = {}  # the leaf's own closing 0xFF pops this; items before it land here
+        kids.append((stack[-1], name, own))
+        stack.append(own)
+    return _attach(root, kids), pos
+
+
+def _attach(root: dict[str, Any], kids: list[tuple[dict[str, Any], str, dict[str, Any]]]) -> dict[str, Any]:
+    # innermost first (they were opened last), so an outer item sees its inner ones attached
+    for parent, name, own in reversed(kids):
+        if own:
+            parent[f"{name} items"] = own
+    return root

@@ -15,6 +15,7 @@ import numpy as np
 
 from translators.common import require_file, text
 from translators.contract import Array, CorruptFile, Preview, Table, TranslationResult, UnsupportedFile, load_vocabulary
+from translators.nexus.attenuation import attenuation
 from translators.nexus.units import convert
 from translators.nexus.walk import MAX_TABLE_POINTS, Node, Walk, read_array, walk
 
@@ -35,6 +36,7 @@ _STRINGS: dict[str, list[tuple[str, str]]] = {
     "program": [("NXentry", "program_name")], "scan_command": [("NXentry", "scan_command")],
     "sensor_material": [("NXdetector", "sensor_material")],
     "scan_type": [("NXdata", "stxm_scan_type"), ("NXentry", "scan_type")],
+    "attenuator_type": [("NXattenuator", "type")], "attenuator_status": [("NXattenuator", "status")],
 }
 _NUMBERS: dict[str, tuple[list[tuple[str, str]], str]] = {
     "ring_energy": ([("NXsource", "energy")], "GeV"),
@@ -48,11 +50,14 @@ _NUMBERS: dict[str, tuple[list[tuple[str, str]], str]] = {
     "pixel_size_x": ([("NXdetector", "x_pixel_size")], "mm"),
     "pixel_size_y": ([("NXdetector", "y_pixel_size")], "mm"),
     "sensor_thickness": ([("NXdetector", "sensor_thickness")], "mm"),
+    "attenuator_thickness": ([("NXattenuator", "thickness")], "mm"),
     "count_time": ([("NXdetector", "count_time"), ("NXmonitor", "preset"),
                     ("NXdata", "count_time")], "s"),
 }
 _PLAIN_NUMBERS = {"beam_center_x": ("NXdetector", "beam_center_x"),
-                  "beam_center_y": ("NXdetector", "beam_center_y")}
+                  "beam_center_y": ("NXdetector", "beam_center_y"),
+                  "attenuator_transmission": ("NXattenuator", "attenuator_transmission"),
+                  "attenuator_selection": ("NXattenuator", "selection")}
 _ROOT = {"nexus_version": "NeXus_version", "hdf5_version": "HDF5_Version", "creator": "creator",
          "file_time": "file_time"}
 
@@ -182,6 +187,7 @@ def _constant(w: Walk, entries: list[str], warnings: list[str], fname: str) -> d
         n = _find(w, entry, cls, name)
         if n is not None and isinstance(n.value, (int, float)):
             c[key] = float(n.value)
+    c.update({k: v for k, v in attenuation(w, entry).items() if k not in c})
     if "wavelength" not in c and c.get("incident_energy"):
         c["wavelength"] = round(12.398419843 / c["incident_energy"], 6)  # λ[Å] = hc / E[keV]
     if "incident_energy" not in c and c.get("wavelength"):

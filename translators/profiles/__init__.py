@@ -37,6 +37,9 @@ class Profile:
     defs: dict[str, str] = field(default_factory=lambda: {"": "metadata-def.json"})
     raw_folder: str = "nonshared_raw"     # where the official template keeps the vendor file
     defaults: str | None = None           # the template's default_value.csv (constants it always writes)
+    #: the measurements one vendor file holds, for templates that describe one measurement per
+    #: tile (facility/rde_tiles.py): original -> (index of the main one, [(index, title, original of it)])
+    split: Callable[[dict[str, Any]], tuple[int, list[tuple[int, str, dict[str, Any]]]]] | None = None
 
     def def_path(self, root: Path, variant: str = "") -> Path:
         name = self.defs.get(variant) or self.defs.get("") or next(iter(self.defs.values()))
@@ -107,15 +110,23 @@ def apply_profile(data_dir: Path, name: str, templates_root: Path,
     variant = _guarded(name, data_dir, variant_of, profile, list(raw_files), original)
     def_path = profile.def_path(templates_root, variant)
     template = load_def(def_path)
-    metadata, warnings = _guarded(name, data_dir, profile.builder, original, template, list(raw_files))
+    metadata, warnings = build(profile, data_dir, def_path, template, original, list(raw_files))
+    return _write(data_dir, metadata, template) | {"profile": name, "metadata_def": def_path.name,
+                                                   "warnings": warnings}
+
+
+def build(profile: Profile, data_dir: Path, def_path: Path, template: dict[str, Any], original: dict[str, Any],
+          raw_files: list[Path]) -> tuple[dict[str, Any], list[str]]:
+    """The template's metadata for one measurement (``original``): the builder, then the template's
+    default constants; refuses keys the template does not define."""
+    metadata, warnings = _guarded(profile.name, data_dir, profile.builder, original, template, raw_files)
     if profile.defaults:
         defaults = _defaults(def_path.parent / profile.defaults, template)
         metadata["constant"] = {**defaults, **metadata["constant"]}
     unknown = sorted(({k for k in metadata["constant"]} | {k for r in metadata["variable"] for k in r}) - set(template))
     if unknown:  # a builder bug, never the vendor's: refuse rather than write an invalid package
-        raise ProfileError(f"profile {name} produced keys absent from {def_path.name}: {unknown}")
-    return _write(data_dir, metadata, template) | {"profile": name, "metadata_def": def_path.name,
-                                                   "warnings": warnings}
+        raise ProfileError(f"profile {profile.name} produced keys absent from {def_path.name}: {unknown}")
+    return metadata, warnings
 
 
 def _guarded(name: str, data_dir: Path, fn: Callable[..., Any], *args: Any) -> Any:

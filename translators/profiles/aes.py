@@ -94,5 +94,10 @@ def build(original: dict[str, Any], template: dict[str, Any], raw_files: list[Pa
     return {"constant": out, "variable": [r for r in rows if r]}, warnings
 
 
+# AES-depth shares AES-survey's metadata-def; its default_value.csv (analysis field) and its invoice
+# (measurement_condition required) differ. The official program reads a depth set as the narrow
+# layout (ROI rows); a type-5 file with several cycles keeps one row per ROI too (cycles: structured/).
 PROFILES = (Profile("nims-aes-survey", ("jeol-aes",), "RDE_AES", "templates/AES-survey/tasksupport", build,
-                    defaults="default_value.csv"),)
+                    defaults="default_value.csv"),
+            Profile("nims-aes-depth", ("jeol-aes",), "RDE_AES", "templates/AES-depth/tasksupport", build,
+                    defaults="default_value.csv"))

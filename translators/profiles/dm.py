@@ -43,6 +43,24 @@ def main_image(original: dict[str, Any]) -> dict[str, Any]:
     return max(imgs, key=_size) if imgs else {}
 
 
+def signals(original: dict[str, Any]) -> tuple[int, list[tuple[int, str, dict[str, Any]]]]:
+    """The measured signals of a DM file with several (DM's thumbnail first, then one entry per
+    signal, numbered as the gatan-dm translator names its outputs ``<stem>_<k>_<title>``): the index
+    of the main one (``main_image``) and, per signal, an original holding only that signal. One
+    signal gives ``(0, [])``: the file is one measurement."""
+    imgs = _images(original)
+    if len(imgs) < 3:
+        return 0, []
+    thumb, rest = imgs[0], imgs[1:]
+    main = max(range(len(rest)), key=lambda k: _size(rest[k]))  # the same choice as main_image
+    tags = original.get("tags") or {}
+    out = []
+    for k, img in enumerate(rest):
+        name = img.get("Name") if isinstance(img, dict) and isinstance(img.get("Name"), str) else f"signal {k}"
+        out.append((k, name, {**original, "tags": {**tags, "ImageList": {"[0]": thumb, "[1]": img}}}))
+    return main, out
+
+
 def _get(img: dict[str, Any], dotted: str) -> Any:
     parts = dotted.split(".")
     if parts[:2] != ["ImageList", "TagGroup0"]:
@@ -212,9 +230,9 @@ _DM = ("gatan-dm",)
 _TIFF = ("fei-tiff", "zeiss-tiff", "tiff-image", "jeol-sem")
 PROFILES = (
     Profile("nims-temdm3", _DM, "RDE_ELECTRON_MICROSCOPE_STANDARD", "templates/template_TemDm3/tasksupport",
-            build_temdm3, defs={m: f"metadata-def_{m}.json" for m in ("TEM", "STEM", "EELS", "TED")}),
+            build_temdm3, defs={m: f"metadata-def_{m}.json" for m in ("TEM", "STEM", "EELS", "TED")}, split=signals),
     Profile("nims-em", _DM + _TIFF, "RDE_ELECTRON_MICROSCOPE_STANDARD", "templates/template_Em/tasksupport",
             build_em, defs={"dm3": "metadata-def_DigitalMicrograph.json", "dm4": "metadata-def_DigitalMicrograph.json",
                             "tif": "metadata-def_Tiff.json", "tiff": "metadata-def_Tiff.json",
-                            "": "metadata-def_Image.json"}),
+                            "": "metadata-def_Image.json"}, split=signals),
 )

@@ -10,6 +10,7 @@ import numpy as np
 from translators.common import best_score, pick_target
 from translators.contract import CorruptFile, Preview, Table, TranslationResult, load_vocabulary
 from translators.mapping import map_sources
+from translators.rigaku.labels import by_label
 from translators.rigaku.ras import RasScan, parse_ras
 from translators.safeio import (text_start, decode_text, is_zip, open_zip, parse_xml, read_bytes, read_head,
                                 xml_to_dict, zip_member)
@@ -133,6 +134,11 @@ class RigakuTranslator:
 
     def _result(self, path: Path, sources: list[dict[str, Any]], data: list[np.ndarray | None],
                 original: dict[str, Any], warnings: list[str]) -> TranslationResult:
+        used: list[str] = []
+        for src in sources:  # settings whose index varies (the attenuator axis, distances): by label
+            derived, read = by_label(src)
+            src.update(derived)
+            used += read
         constant, variable, w = map_sources(sources, self.vocabulary())
         warnings += w
         tables, xs, ys = [], [], []
@@ -161,4 +167,5 @@ class RigakuTranslator:
                               x_label=f"{xname} ({xunit})", y_label=str(tables[0].units.get("intensity")),
                               title=path.name)
         return TranslationResult(constant=constant, variable=variable, original=original, tables=tables,
-                                 preview=preview, warnings=warnings, stem=path.stem)
+                                 preview=preview, warnings=warnings, stem=path.stem,
+                                 used_keys=sorted(set(used)))
