@@ -18,6 +18,9 @@ Layout, as the member holds it after AACS decompression (little-endian throughou
 
 Every count and size is checked against the bytes that are there: a damaged member raises
 :class:`HypermapError` (the translator turns it into a warning, keeping everything else).
+Pixels are decoded a block at a time with numpy (``pixels.py``, ~10 us a pixel); the
+per-pixel reader here (:func:`_pixel`) decodes only the first damaged pixel, to raise the
+error naming its line, pixel and reason.
 The cube is bounded: :func:`plan` truncates and bins channels to fit ``max_values``, or
 refuses it (the count map and the pixel-sum spectrum are still decoded, in bounded memory).
 """
@@ -28,13 +31,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from translators.bruker_bcf import pixels
 from translators.contract import CorruptFile
 
 HEADER = 0x1A0
 _PIXEL = struct.Struct("<IHHIHHHHH")
 _LINE = struct.Struct("<I")
 MAX_SIDE = 1 << 14                # pixels per side a map may state
-MAX_PIXELS = 1 << 20              # pixels decoded (pure-Python loop: ~10-30 us each)
+MAX_PIXELS = 1 << 20              # pixels decoded (~10-15 us each: ~15 s at the bound)
 MAX_CUBE_VALUES = 1 << 25         # 32 Mi values: 128 MB as uint32 while decoding
 MAX_BIN = 8                       # coarsest channel binning tried before refusing the cube
 _WIDTHS = {2: "<u1", 4: "<u2", 8: "<u4"}  # run width -> delta dtype (1: nibbles)
@@ -195,6 +199,33 @@ def _pixel_counts(r: _Reader, chan: int, stored: int, flag: int, pulses: int, si
     return counts
 
 
+def _pixel(r: _Reader, y: int, width: int, channels: int, keep: int, p: Plan) -> None:
+    """Decode one pixel the slow, obvious way; raise what is wrong with it.
+
+    :func:`decode` finds damage in bulk (``pixels.py``) and calls this on the first damaged
+    pixel, so every message names line, pixel and reason exactly as a per-pixel reader would."""
+    r.line = y
+    x, chan, stored, _u, flag, _u2, pulses, size, _u3 = _PIXEL.unpack(r.take(_PIXEL.size, "a pixel header"))
+    where = f"hypermap line {y} pixel x={x}"
+    if x >= width or stored > chan:
+        raise HypermapError(f"{where}: header is inconsistent (x {x} of {width}, "
+                            f"{stored} of {chan} channels stored)")
+    kept = _pixel_counts(r, chan, stored, flag, pulses, size, where)[:channels][:keep]
+    if p.bin > 1:
+        kept = np.pad(kept, (0, -(-keep // p.bin) * p.bin - len(kept))).reshape(-1, p.bin).sum(axis=1)
+    if p.cube and kept.max(initial=0) > 0xFFFFFFFF:  # binned runs of large bases
+        raise HypermapError(f"{where}: a channel holds more than 2**32 counts")
+    raise HypermapError(f"{where}: the bulk and the per-pixel readers disagree")  # not reached
+
+
+def _line(data: bytes, y: int, pos: int, width: int) -> None:
+    """Raise what is wrong with the pixel count of line ``y`` at ``pos``."""
+    r = _Reader(data)
+    r.pos, r.line = pos, y
+    (n,) = _LINE.unpack(r.take(4, "the pixel count"))
+    raise HypermapError(f"line {y} states {n} pixels, the map is {width} wide")
+
+
 def decode(data: bytes, channels: int, p: Plan, max_pixels: int | None = None) -> Hypermap:
     """Decode every line into ``channels`` channels (the header's channel count; counts at
     higher channels are counted in ``dropped``); raise :class:`HypermapError` at the first
@@ -213,39 +244,38 @@ def decode(data: bytes, channels: int, p: Plan, max_pixels: int | None = None) -
     cube = np.zeros((height, width, nbins), np.uint32) if p.cube else None
     hm = Hypermap(height, width, channels, np.zeros(channels, np.uint64),
                   np.zeros((height, width), np.uint64), None, p.bin)
-    r = _Reader(data)
-    for y in range(height):
-        r.line = y
-        (n,) = _LINE.unpack(r.take(4, "the pixel count"))
-        if n > width:
-            raise HypermapError(f"line {y} states {n} pixels, the map is {width} wide")
-        for _ in range(n):
-            x, chan, stored, _u, flag, _u2, pulses, size, _u3 = _PIXEL.unpack(r.take(_PIXEL.size, "a pixel header"))
-            where = f"hypermap line {y} pixel x={x}"
-            if x >= width or stored > chan:
-                raise HypermapError(f"{where}: header is inconsistent (x {x} of {width}, "
-                                    f"{stored} of {chan} channels stored)")
-            counts = _pixel_counts(r, chan, stored, flag, pulses, size, where)
-            hm.flags[flag] = hm.flags.get(flag, 0) + 1
-            hm.pixels += 1
-            total = int(counts.sum())
-            hm.count_map[y, x] += total
-            inside = counts[:channels]
-            hm.spectrum[:len(inside)] += inside
-            if cube is not None:
-                kept = inside[:keep]
-                if p.bin > 1:
-                    kept = np.pad(kept, (0, nbins * p.bin - len(kept))).reshape(nbins, p.bin).sum(axis=1)
-                if kept.max(initial=0) > 0xFFFFFFFF:  # binned runs of large bases
-                    raise HypermapError(f"{where}: a channel holds more than 2**32 counts")
-                cube[y, x, :len(kept)] += kept.astype(np.uint32)
-                total -= int(kept.sum())
-            else:
-                total -= int(inside.sum())
-            hm.dropped += total
+    found = pixels.walk(data, height, width, HEADER)
+    b = np.frombuffer(data, np.uint8)
+    t = pixels.Target(width, channels, keep, nbins, p.bin, hm.spectrum, hm.count_map.reshape(-1),
+                      None if cube is None else cube.reshape(-1), np.ones(height * width, bool))
+    flags: list[np.ndarray] = []
+    for lo, hi in pixels.blocks(found.offsets):
+        flag, at = pixels.decode_block(data, b, found.offsets[lo:hi], found.lines[lo:hi], t)
+        if at is not None:  # decode that pixel alone: it raises, naming line, pixel and reason
+            r = _Reader(data)
+            r.pos = int(found.offsets[lo + at])
+            _pixel(r, int(found.lines[lo + at]), width, channels, keep, p)
+        flags.append(flag)
+    hm.dropped = t.dropped
+    if found.stop is not None:
+        kind, y, pos = found.stop
+        if kind == "line":
+            _line(data, y, pos, width)
+        r = _Reader(data)
+        r.pos = pos
+        _pixel(r, y, width, channels, keep, p)
+    if flags:
+        values, first, counts = np.unique(np.concatenate(flags), return_index=True, return_counts=True)
+        hm.flags = {int(values[k]): int(counts[k]) for k in np.argsort(first)}
+    hm.pixels = len(found.offsets)
     if cube is not None:
-        used = np.flatnonzero(cube.any(axis=(0, 1)))
-        last = int(used[-1]) + 1 if len(used) else 1
+        # no bin past the spectrum's last count holds one; that bin itself is nearly always
+        # non-empty (it is empty only if a pixel stated twice wrapped a cell to 0 mod 2**32)
+        used = np.flatnonzero(hm.spectrum[:keep])
+        last = int(used[-1]) // p.bin + 1 if len(used) else 1
+        if not cube[:, :, last - 1].any():
+            used = np.flatnonzero(cube.any(axis=(0, 1)))
+            last = int(used[-1]) + 1 if len(used) else 1
         top = int(cube.max(initial=0))
         hm.cube = cube[:, :, :last].astype(np.uint16 if top <= 0xFFFF else np.uint32)
     return hm
