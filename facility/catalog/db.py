@@ -81,6 +81,11 @@ class Database:
     def lock_migrations(self) -> None:
         """Inside a transaction: keep two receivers from migrating the same catalog at once."""
 
+    def lock_pushes(self) -> None:
+        """Inside a transaction: one administrator at a time allocates a push id and config version.
+
+        SQLite needs nothing more: the transaction began with BEGIN IMMEDIATE (one writer at a time)."""
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
@@ -138,6 +143,10 @@ class PostgresDatabase(Database):
 
     def lock_migrations(self) -> None:
         self.execute("SELECT pg_advisory_xact_lock(?)", (0x6C616265,))  # "labe": one lock per database
+
+    def lock_pushes(self) -> None:
+        # its own key: a push never waits for a receiver's migration, nor the reverse; released at commit
+        self.execute("SELECT pg_advisory_xact_lock(?)", (0x6C616266,))
 
 
 def _pg_words(exc: Exception) -> str:

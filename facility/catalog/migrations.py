@@ -20,6 +20,23 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             device TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, online INTEGER NOT NULL, reason TEXT)""",
         "CREATE INDEX device_events_by_device ON device_events (device, at)",
     ]),
+    # The remote-config push history (facility/remote/history.py), shared by every administrator of the
+    # catalog. Ids and versions are allocated by the tools under Database.lock_pushes (no SERIAL or
+    # AUTOINCREMENT: the two engines differ there, and an imported history keeps its own order).
+    ("0002_remote_config_history", [
+        """CREATE TABLE config_pushes (
+            id BIGINT PRIMARY KEY, version BIGINT NOT NULL, signer TEXT NOT NULL, key_id TEXT NOT NULL,
+            targets TEXT NOT NULL, fragment TEXT NOT NULL, document TEXT NOT NULL,
+            pushed_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, note TEXT, host TEXT,
+            imported_from TEXT)""",
+        "CREATE INDEX config_pushes_by_version ON config_pushes (version)",
+        """CREATE TABLE config_results (
+            push_id BIGINT NOT NULL REFERENCES config_pushes (id), device TEXT NOT NULL, version BIGINT NOT NULL,
+            state TEXT NOT NULL, reason TEXT, at DOUBLE PRECISION NOT NULL, PRIMARY KEY (push_id, device))""",
+        """CREATE TABLE config_imports (
+            digest TEXT PRIMARY KEY, source TEXT NOT NULL, pushes BIGINT NOT NULL,
+            imported_at DOUBLE PRECISION NOT NULL)""",
+    ]),
 ]
 
 
@@ -61,4 +78,4 @@ def check_readable(db: Database) -> None:
                            f"{', '.join(sorted(done - known))}); upgrade this fleet tool")
     if known - done:
         raise CatalogError(f"the catalog lacks migrations {', '.join(sorted(known - done))}: upgrade or "
-                           "restart the receiver, which applies them")
+                           "restart the receiver (or run `labedge fleet config status`), which applies them")

@@ -22,13 +22,20 @@ def _session(cfg: Any) -> Any:
     return s
 
 
+def _history(cfg: Any) -> Any:
+    """The push history in the catalog fleet.toml names (read-write: see docs/remote-config.md)."""
+    from facility.remote.history import open_history
+    return open_history(cfg.catalog_url, cfg.source, say=lambda line: print(line, file=sys.stderr))
+
+
 def _errors(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
+        from facility.remote.history import HistoryError
         from facility.remote.rollout import RolloutError
         from wire.tls import TransportError
         try:
             return fn(args)
-        except (RolloutError, TransportError, PKIError) as exc:
+        except (RolloutError, TransportError, PKIError, HistoryError) as exc:
             print(f"labedge fleet config: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
@@ -66,10 +73,9 @@ def _fleet(args: argparse.Namespace) -> Any:
 @_errors
 def cmd_push(args: argparse.Namespace) -> int:
     from facility.keys import PassphraseSource, Signer
-    from facility.remote.history import History
     from facility.remote.rollout import RolloutError, check_fragment, run_rollout
     cfg = _fleet(args)
-    history = History.beside(cfg.source)
+    history = _history(cfg)
     try:
         if args.abort:
             ids = history.request_abort()
@@ -98,23 +104,15 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 @_errors
 def cmd_status(args: argparse.Namespace) -> int:
-    from facility.remote.history import History
     from facility.remote.session import config_section, outcome_for
     cfg = _fleet(args)
-    session = _session(cfg)
+    history = _history(cfg)  # a catalog that cannot be opened says so before the broker is asked
     try:
-        statuses = session.statuses()
-    finally:
-        session.stop()
-    rows = []
-    for d, doc in sorted(statuses.items()):
-        c = config_section(doc)
-        rows.append({"device": d, "online": bool(doc.get("online")), "desired_version": c.get("desired_version"),
-                     "applied_version": c.get("applied_version"), "state": c.get("state", "?"),
-                     "version": c.get("event_version"), "reason": c.get("error") or "",
-                     "groups": c.get("groups") or []})
-    history = History.beside(cfg.source)
-    try:
+        session = _session(cfg)
+        try:
+            statuses = session.statuses()
+        finally:
+            session.stop()
         for r in history.unanswered():  # what a device did later (it was offline during the push)
             got = outcome_for(statuses.get(r["device"]), r["version"])
             if got:
@@ -122,6 +120,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         pushes = history.pushes(limit=args.history)
     finally:
         history.close()
+    rows = []
+    for d, doc in sorted(statuses.items()):
+        c = config_section(doc)
+        rows.append({"device": d, "online": bool(doc.get("online")), "desired_version": c.get("desired_version"),
+                     "applied_version": c.get("applied_version"), "state": c.get("state", "?"),
+                     "version": c.get("event_version"), "reason": c.get("error") or "",
+                     "groups": c.get("groups") or []})
     if args.json:
         print(json.dumps({"devices": rows, "pushes": pushes}, indent=2, ensure_ascii=False))
         return 0
@@ -133,25 +138,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         counts: dict[str, int] = {}
         for x in p["results"]:
             counts[x["state"]] = counts.get(x["state"], 0) + 1
-        print(f"push {p['id']}: version {p['version']} by {p['signer']} to {p['targets']}: {p['state']} "
+        print(f"push {p['id']}: version {p['version']} by {p['signer']}"
+              + (f" on {p['host']}" if p.get("host") else "") + f" to {p['targets']}: {p['state']} "
               + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
 
 
 @_errors
 def cmd_diff(args: argparse.Namespace) -> int:
-    from facility.remote.history import History
     from facility.remote.rollout import diff_lines
     cfg = _fleet(args)
     text = Path(args.file).read_text(encoding="utf-8")
-    session = _session(cfg)
+    history = _history(cfg)
     try:
-        statuses = session.statuses()
-        devices, _ = _targets(args, statuses)
-    finally:
-        session.stop()
-    history = History.beside(cfg.source)
-    try:
+        session = _session(cfg)
+        try:
+            statuses = session.statuses()
+            devices, _ = _targets(args, statuses)
+        finally:
+            session.stop()
         print("\n".join(diff_lines(history, statuses, devices, text)))
     finally:
         history.close()

@@ -1,66 +1,69 @@
 """The facility's record of remote config: who pushed what and when, and what each device did.
 
-An SQLite file beside fleet.toml (``remote-history.sqlite3``) with named migrations, plus an append-only
-audit log (``remote-audit.jsonl``). A rollout in progress can be aborted from another shell: ``--abort``
-marks it here and the pushing process stops before its next wave.
+It lives in the facility catalog (fleet.toml ``catalog_url``: SQLite or PostgreSQL, migration
+``0002_remote_config_history``), so every administrator who shares the catalog sees the same history and
+draws push ids and config versions from one counter: both are allocated inside one transaction under
+:meth:`Database.lock_pushes`, so two pushes started together on two machines never get the same version
+(a device would refuse the second as a replay). An append-only audit log (``remote-audit.jsonl``) stays
+beside fleet.toml: the local trail of what this administrator's tools did. ``--abort`` marks a rollout
+here and the pushing process (on any machine) stops before its next wave.
 """
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-MIGRATIONS: list[tuple[str, str]] = [
-    ("0001_remote_history", """
-        CREATE TABLE pushes (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            version INTEGER NOT NULL,
-            signer TEXT NOT NULL,
-            key_id TEXT NOT NULL,
-            targets TEXT NOT NULL,           -- JSON {"devices": [...]} or {"groups": [...]}
-            fragment TEXT NOT NULL,          -- the TOML that was signed
-            document TEXT NOT NULL,          -- the signed bundle as published
-            pushed_at REAL NOT NULL,
-            state TEXT NOT NULL,             -- running / done / stopped / aborted / aborting
-            note TEXT
-        );
-        CREATE TABLE results (
-            push_id INTEGER NOT NULL REFERENCES pushes(id),
-            device TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            state TEXT NOT NULL,             -- sent / applied / refused / rolled_back / no_answer
-            reason TEXT,
-            at REAL NOT NULL,
-            PRIMARY KEY (push_id, device)
-        );
-    """),
-]
+from facility.catalog import Catalog, CatalogError, open_catalog
+
+PUSH_COLUMNS = ("id", "version", "signer", "key_id", "targets", "fragment", "pushed_at", "state", "note", "host",
+                "imported_from")
+RESULT_COLUMNS = ("push_id", "device", "version", "state", "reason", "at")
+
+
+class HistoryError(Exception):
+    """The push history cannot be opened; the text says why and what to set."""
+
+
+def open_history(catalog_url: str | None, fleet_toml: Path, *, say: Callable[[str], None] | None = None) -> "History":
+    """The history in the catalog fleet.toml names, migrated (a push is a write: the config tools apply the
+    catalog's migrations themselves, under the migration lock), with a legacy file beside fleet.toml
+    imported once."""
+    from facility.remote.history_import import LEGACY_NAME, LegacyHistoryError, import_legacy
+    if not catalog_url:
+        raise HistoryError(f"{fleet_toml}: no catalog: the push history lives in the facility catalog; set "
+                           "catalog_url (the receivers' PostgreSQL URL, or an SQLite file) or store_dir")
+    if "://" not in catalog_url or catalog_url.startswith("sqlite:///"):
+        path = Path(catalog_url[len("sqlite://"):] if catalog_url.startswith("sqlite:///") else catalog_url)
+        if not path.parent.is_dir():  # the receiver's store on another machine: do not make a stray one
+            raise HistoryError(f"catalog {path}: its folder does not exist (set catalog_url in {fleet_toml})")
+    try:
+        h = History(open_catalog(catalog_url), Path(fleet_toml).parent / "remote-audit.jsonl")
+    except CatalogError as exc:
+        raise HistoryError(str(exc)) from None
+    legacy = Path(fleet_toml).parent / LEGACY_NAME
+    if legacy.is_file():
+        try:
+            import_legacy(h, legacy, say=say or (lambda _s: None))
+        except (LegacyHistoryError, OSError) as exc:  # the push can still go on: devices report their versions
+            (say or (lambda _s: None))(f"warning: {exc}")
+        except BaseException:
+            h.close()
+            raise
+    return h
 
 
 class History:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-        done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
-        for name, sql in MIGRATIONS:
-            if name not in done:
-                # one transaction per migration, its record inside it
-                self.conn.executescript("BEGIN;" + sql + f"INSERT INTO _migrations VALUES ('{name}', {time.time()});COMMIT;")
-        self.audit_file = self.path.with_name("remote-audit.jsonl")
-
-    @classmethod
-    def beside(cls, fleet_toml: Path) -> "History":
-        return cls(Path(fleet_toml).parent / "remote-history.sqlite3")
+    def __init__(self, catalog: Catalog, audit_file: Path) -> None:
+        self.catalog, self.db = catalog, catalog.db
+        self.audit_file = Path(audit_file)
+        self.host = socket.gethostname()[:200]
 
     def close(self) -> None:
-        self.conn.close()
+        self.catalog.close()
 
     # ------------------------------------------------------------------ audit
     def audit(self, event: str, **fields: Any) -> None:
@@ -75,62 +78,86 @@ class History:
 
     # ------------------------------------------------------------------ pushes
     def max_version(self) -> int:
-        return int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM pushes").fetchone()[0])
+        return int(self.db.query("SELECT COALESCE(MAX(version), 0) FROM config_pushes")[0][0])
+
+    def reserve_push(self, *, signer: str, key_id: str, targets: dict[str, Any], fragment: str,
+                     sign: Callable[[int], bytes], floor: int = 0, version: int | None = None) -> tuple[int, int, bytes]:
+        """Allocate (push id, version) and record the push with the document ``sign(version)`` made, in one
+        transaction under the push lock: version = one more than anything in the catalog and ``floor`` (what
+        the devices reported), unless given. ``sign`` raising (the self-check) records nothing."""
+        with self.db.transaction():
+            self.db.lock_pushes()
+            top_id, top_version = self.db.query("SELECT COALESCE(MAX(id), 0), COALESCE(MAX(version), 0) "
+                                                "FROM config_pushes")[0]
+            version = version or max(int(top_version), floor) + 1
+            push_id = int(top_id) + 1
+            document = sign(version)
+            self.db.execute("INSERT INTO config_pushes (id, version, signer, key_id, targets, fragment, document, "
+                            "pushed_at, state, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                            (push_id, version, signer, key_id, json.dumps(targets, sort_keys=True), fragment,
+                             document.decode("utf-8"), time.time(), self.host))
+        self.audit("push", push_id=push_id, version=version, signer=signer, key_id=key_id, targets=targets,
+                   catalog=self.catalog.url)
+        return push_id, version, document
 
     def start_push(self, *, version: int, signer: str, key_id: str, targets: dict[str, Any], fragment: str,
                    document: bytes) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO pushes (version, signer, key_id, targets, fragment, document, pushed_at, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
-            (version, signer, key_id, json.dumps(targets, sort_keys=True), fragment, document.decode("utf-8"),
-             time.time()))
-        pid = int(cur.lastrowid or 0)
-        self.audit("push", push_id=pid, version=version, signer=signer, key_id=key_id, targets=targets)
-        return pid
+        """Record an already signed push of a given version (tests, imports of a known document)."""
+        return self.reserve_push(signer=signer, key_id=key_id, targets=targets, fragment=fragment,
+                                 sign=lambda _v: document, version=version)[0]
 
     def finish_push(self, push_id: int, state: str, note: str = "") -> None:
-        self.conn.execute("UPDATE pushes SET state = ?, note = ? WHERE id = ?", (state, note, push_id))
+        with self.db.transaction():
+            self.db.execute("UPDATE config_pushes SET state = ?, note = ? WHERE id = ?", (state, note, push_id))
         self.audit("rollout_" + state, push_id=push_id, note=note)
 
     def result(self, push_id: int, device: str, version: int, state: str, reason: str = "") -> None:
-        self.conn.execute("INSERT INTO results (push_id, device, version, state, reason, at) VALUES (?,?,?,?,?,?) "
-                          "ON CONFLICT (push_id, device) DO UPDATE SET state = excluded.state, "
-                          "reason = excluded.reason, at = excluded.at",
-                          (push_id, device, version, state, reason, time.time()))
+        with self.db.transaction():
+            self.db.execute("INSERT INTO config_results (push_id, device, version, state, reason, at) "
+                            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (push_id, device) DO UPDATE SET "
+                            "state = excluded.state, reason = excluded.reason, at = excluded.at",
+                            (push_id, device, version, state, reason, time.time()))
         if state != "sent":
             self.audit("device_" + state, push_id=push_id, device=device, version=version, reason=reason)
 
-    def unanswered(self) -> list[sqlite3.Row]:
+    def unanswered(self) -> list[dict[str, Any]]:
         """Devices a push reached without a report yet (offline then): filled in when they report."""
-        return list(self.conn.execute("SELECT push_id, device, version FROM results "
-                                      "WHERE state IN ('sent', 'no_answer') ORDER BY push_id"))
+        return [dict(zip(("push_id", "device", "version"), r)) for r in self.db.query(
+            "SELECT push_id, device, version FROM config_results WHERE state IN ('sent', 'no_answer') "
+            "ORDER BY push_id, device")]
 
-    def running(self) -> list[sqlite3.Row]:
-        return list(self.conn.execute("SELECT * FROM pushes WHERE state IN ('running', 'aborting') ORDER BY id"))
+    def running(self) -> list[dict[str, Any]]:
+        return [dict(zip(PUSH_COLUMNS, r)) for r in self.db.query(
+            f"SELECT {', '.join(PUSH_COLUMNS)} FROM config_pushes WHERE state IN ('running', 'aborting') ORDER BY id")]
 
     def request_abort(self) -> list[int]:
-        ids = [r["id"] for r in self.running()]
+        with self.db.transaction():
+            ids = [int(r[0]) for r in self.db.query("SELECT id FROM config_pushes WHERE state = 'running' "
+                                                    "ORDER BY id")]
+            for i in ids:
+                self.db.execute("UPDATE config_pushes SET state = 'aborting' WHERE id = ? AND state = 'running'",
+                                (i,))
         for i in ids:
-            self.conn.execute("UPDATE pushes SET state = 'aborting' WHERE id = ? AND state = 'running'", (i,))
             self.audit("abort_requested", push_id=i)
         return ids
 
     def abort_requested(self, push_id: int) -> bool:
-        row = self.conn.execute("SELECT state FROM pushes WHERE id = ?", (push_id,)).fetchone()
-        return row is not None and row[0] == "aborting"
+        rows = self.db.query("SELECT state FROM config_pushes WHERE id = ?", (push_id,))
+        return bool(rows) and rows[0][0] == "aborting"
 
     def pushes(self, limit: int = 50) -> list[dict[str, Any]]:
         out = []
-        for r in self.conn.execute("SELECT * FROM pushes ORDER BY id DESC LIMIT ?", (limit,)):
-            d = dict(r)
-            d.pop("document")
+        for r in self.db.query(f"SELECT {', '.join(PUSH_COLUMNS)} FROM config_pushes ORDER BY id DESC LIMIT ?",
+                               (int(limit),)):
+            d = dict(zip(PUSH_COLUMNS, r))
             d["targets"] = json.loads(d["targets"])
-            d["results"] = [dict(x) for x in self.conn.execute(
-                "SELECT device, version, state, reason, at FROM results WHERE push_id = ? ORDER BY device", (r["id"],))]
+            d["results"] = [dict(zip(RESULT_COLUMNS[1:], x)) for x in self.db.query(
+                "SELECT device, version, state, reason, at FROM config_results WHERE push_id = ? ORDER BY device",
+                (d["id"],))]
             out.append(d)
         return out
 
     def fragment_of(self, version: int) -> str | None:
-        row = self.conn.execute("SELECT fragment FROM pushes WHERE version = ? ORDER BY id DESC LIMIT 1",
-                                (version,)).fetchone()
-        return row[0] if row else None
+        rows = self.db.query("SELECT fragment FROM config_pushes WHERE version = ? ORDER BY id DESC LIMIT 1",
+                             (version,))
+        return rows[0][0] if rows else None

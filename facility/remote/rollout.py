@@ -67,8 +67,9 @@ def waves(devices: list[str], canary: int) -> list[list[str]]:
     return out
 
 
-def next_version(history: History, statuses: dict[str, dict[str, Any]], devices: list[str]) -> int:
-    seen = [history.max_version()]
+def reported_version(statuses: dict[str, dict[str, Any]], devices: list[str]) -> int:
+    """The highest version the devices said they desired, applied or tried: a push must go above it."""
+    seen = [0]
     for d in devices:
         c = config_section(statuses.get(d) or {})
         for k in ("desired_version", "applied_version", "event_version"):
@@ -76,7 +77,12 @@ def next_version(history: History, statuses: dict[str, dict[str, Any]], devices:
                 seen.append(int(c.get(k) or 0))
             except (TypeError, ValueError):
                 pass
-    return max(seen) + 1
+    return max(seen)
+
+
+def next_version(history: History, statuses: dict[str, dict[str, Any]], devices: list[str]) -> int:
+    """What the next push would get now (a preview: reserve_push allocates it under the push lock)."""
+    return max(history.max_version(), reported_version(statuses, devices)) + 1
 
 
 def diff_lines(history: History, statuses: dict[str, dict[str, Any]], devices: list[str], text: str) -> list[str]:
@@ -106,12 +112,16 @@ def run_rollout(session: AdminSession, history: History, signer: Signer, *, text
     if not devices:
         raise RolloutError(f"no device to push to{f' (no device reports group {group!r})' if group else ''}")
     statuses = session.statuses()
-    version = version or next_version(history, statuses, devices)
     targets = {"groups": [group]} if group else {"devices": sorted(devices)}
-    bundle = signer.bundle("config", {"toml": text}, version=version, targets=targets, valid_for=valid_for)
-    _self_check(bundle, session.cfg.trust_root)
-    push_id = history.start_push(version=version, signer=signer.name, key_id=signer.key_id, targets=targets,
-                                 fragment=text, document=bundle)
+
+    def sign(v: int) -> bytes:  # inside the push lock: the version is ours once this returns
+        bundle = signer.bundle("config", {"toml": text}, version=v, targets=targets, valid_for=valid_for)
+        _self_check(bundle, session.cfg.trust_root)
+        return bundle
+
+    push_id, version, bundle = history.reserve_push(signer=signer.name, key_id=signer.key_id, targets=targets,
+                                                    fragment=text, sign=sign, version=version,
+                                                    floor=reported_version(statuses, devices))
     res = RolloutResult(version, push_id)
     prefix = session.cfg.topic_prefix
     # online devices make the better canaries: they answer within --wait

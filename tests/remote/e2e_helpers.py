@@ -36,7 +36,8 @@ def fleet_toml(root: Path, broker: Broker, pki: PKI, facility: Facility) -> Path
     p = root / "fleet.toml"
     p.write_text("".join(f"{k} = {json.dumps(str(v))}\n" for k, v in {
         "broker": broker.url, "ca_file": pki.ca, "cert_file": cert, "key_file": key,
-        "signing_key": facility.folder.admin_key("admin"), "trust_root": facility.root_pub}.items()))
+        "signing_key": facility.folder.admin_key("admin"), "trust_root": facility.root_pub,
+        "catalog_url": root / "catalog.sqlite3"}.items()))
     return p
 
 

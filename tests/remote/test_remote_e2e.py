@@ -169,7 +169,8 @@ def test_abort_stops_a_rollout_in_progress(tmp_path, broker, pki, facility):
     import sys
 
     from e2e_helpers import REPO, fleet_pipe_args
-    from facility.remote.history import History
+    from facility.fleet_config import load_fleet_config
+    from facility.remote.history import open_history
     fcfg = fleet_toml(tmp_path / "admin", broker, pki, facility)
     frag = fragment(tmp_path, "rescan_seconds = 8\n")
     args, fds = fleet_pipe_args()
@@ -177,7 +178,7 @@ def test_abort_stops_a_rollout_in_progress(tmp_path, broker, pki, facility):
                              "--to", "away-1", "--to", "away-2", "--canary", "1", "--wait", "50", str(frag), *args],
                             pass_fds=fds, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        h = History.beside(fcfg)
+        h = open_history(load_fleet_config(fcfg).catalog_url, fcfg)
         wait_for(lambda: h.running(), 20, "the rollout to start")
         p = fleet("config", "push", "--config", str(fcfg), "--abort", passphrase=None)
         assert p.returncode == 0 and "abort requested for push 1" in p.stdout, p.stdout + p.stderr
