@@ -16,19 +16,17 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from bench_transport import Peak, free_port, wait  # noqa: E402
+from _broker import BenchBroker, start_broker, wait  # noqa: E402
+from bench_transport import Peak  # noqa: E402
 
 GiB = 1 << 30
 TAGS = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
@@ -72,35 +70,13 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose receiver runs")
     args = ap.parse_args()
-    from facility.pki import init_ca, issue
-    from installer.mosquitto.render import write_broker_files
-
     tmp = Path(tempfile.mkdtemp(prefix="labedge-hostile-"))
-    procs: list[subprocess.Popen] = []
+    b: BenchBroker | None = None
     try:
-        init_ca(tmp / "ca")
-        ca = tmp / "ca" / "ca.pem"
-        bcert, bkey = issue(tmp / "ca", "localhost", tmp / "broker", server=True)
-        certs = {n: issue(tmp / "ca", n, tmp / "certs") for n in ("evil-01", "good-01", "labedge-receiver")}
-        port = free_port()
-        conf = write_broker_files(tmp / "broker", port=port, ca=ca, cert=bcert, key=bkey)
-        procs.append(subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)]))
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait(listening, 10, "mosquitto")
-        rc, rk = certs["labedge-receiver"]
-        (tmp / "rx.toml").write_text(f'broker = "mqtts://localhost:{port}"\nca_file = "{ca}"\ncert_file = "{rc}"\n'
-                                     f'key_file = "{rk}"\nstore_dir = "{tmp / "store"}"\nlog_level = "INFO"\n')
-        env = {**os.environ, "PYTHONPATH": str(args.code)}
-        rx = subprocess.Popen([sys.executable, "-m", "agent", "receive", "-c", str(tmp / "rx.toml")], cwd=args.code,
-                              env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "rx.log", "wb"))
-        procs.append(rx)
-        wait(lambda: "connected to" in (tmp / "rx.log").read_text(errors="replace"), 30, "the receiver to connect")
+        b = start_broker(tmp, ("evil-01", "good-01", "labedge-receiver"))
+        port, ca, certs = b.port, b.ca, b.certs
+        rx = b.start_receiver(code=args.code, extra='log_level = "INFO"\n',
+                              env={**os.environ, "PYTHONPATH": str(args.code)})
         evil, good = Client(port, ca, *certs["evil-01"], "evil-01"), Client(port, ca, *certs["good-01"], "good-01")
         small = [(t, 100, ZERO) for t in TAGS] + [("data/x.bin", 10_000, ZERO)]
         # warm-up: the normal device's reply time with nobody hostile around
@@ -138,12 +114,8 @@ def main() -> None:
                   f"reply after {stall:.2f} s; receiver peak RSS {rss / 1024:.0f} MiB (idle {rss0 / 1024:.0f} MiB); "
                   f"{inodes} inodes in the store")
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if b is not None:
+            b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

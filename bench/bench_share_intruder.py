@@ -12,7 +12,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -24,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from bench_transport import MiB, free_port, wait, write_random  # noqa: E402
+from _broker import BenchBroker, start_broker, wait  # noqa: E402
+from bench_transport import MiB, write_random  # noqa: E402
 
 
 def main() -> None:
@@ -38,35 +38,15 @@ def main() -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from facility.pki import init_ca, issue
-    from installer.mosquitto.render import write_broker_files
-
     tmp = Path(tempfile.mkdtemp(prefix="labedge-intruder-"))
-    procs: list[subprocess.Popen] = []
+    b: BenchBroker | None = None
     try:
-        init_ca(tmp / "ca")
-        ca = tmp / "ca" / "ca.pem"
-        bcert, bkey = issue(tmp / "ca", "localhost", tmp / "broker", server=True)
-        certs = {n: issue(tmp / "ca", n, tmp / "certs") for n in ("dev-01", "intruder-01", "labedge-receiver")}
-        port = free_port()
-        conf = write_broker_files(tmp / "broker", port=port, ca=ca, cert=bcert, key=bkey)
-        if args.no_guard:
-            conf.write_text(re.sub(r"(?m)^(plugin.*)$", r"# \1", conf.read_text()))
-        procs.append(subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)]))
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait(listening, 10, "mosquitto")
-        rc, rk = certs["labedge-receiver"]
-        (tmp / "rx.toml").write_text(f'broker = "mqtts://localhost:{port}"\nca_file = "{ca}"\ncert_file = "{rc}"\n'
-                                     f'key_file = "{rk}"\nstore_dir = "{tmp / "store"}"\nlog_file = "{tmp / "rx.log"}"\n')
-        procs.append(subprocess.Popen([sys.executable, "-m", "agent", "receive", "-c", str(tmp / "rx.toml")], cwd=REPO,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait(lambda: (tmp / "rx.log").exists() and "connected to" in (tmp / "rx.log").read_text(), 30, "receiver")
+        # --no-guard: the plugin lines removed (the old shipped config)
+        b = start_broker(tmp, ("dev-01", "intruder-01", "labedge-receiver"),
+                         edit_conf=(lambda c: re.sub(r"(?m)^(plugin.*)$", r"# \1", c)) if args.no_guard else None)
+        port, ca, certs = b.port, b.ca, b.certs
+        procs = b.procs
+        b.start_receiver()
         intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="intruder-01", protocol=mqtt.MQTTv5)
         ctx = ssl.create_default_context(cafile=str(ca))
         ctx.load_cert_chain(*map(str, certs["intruder-01"]))
@@ -118,12 +98,8 @@ def main() -> None:
         intruder.loop_stop()
         intruder.disconnect()
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if b is not None:
+            b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -28,6 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 MiB = 1024 * 1024
+sys.path.insert(0, str(REPO / "bench"))
+from _broker import start_broker, wait  # noqa: E402
 SETTLE = 0.5
 
 
@@ -60,21 +61,6 @@ class Peak(threading.Thread):
         return self.peak
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(cond, timeout: float, what: str, interval: float = 0.02):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not (v := cond()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(interval)
-    return v
-
-
 def write_random(path: Path, size: int) -> None:
     block = os.urandom(4 * MiB)
     with open(path, "wb") as f:
@@ -98,32 +84,16 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
 
-    from facility.pki import init_ca, issue
-    from installer.mosquitto.render import write_broker_files
-
     tmp = Path(tempfile.mkdtemp(prefix="labedge-bench-", dir=os.environ.get("BENCH_TMP")))
     procs: list[subprocess.Popen] = []
     try:
-        init_ca(tmp / "ca")
-        bcert, bkey = issue(tmp / "ca", "localhost", tmp / "broker", server=True)
-        dev_cert, dev_key = issue(tmp / "ca", "bench-01", tmp / "certs")
-        rx_cert, rx_key = issue(tmp / "ca", "labedge-receiver", tmp / "certs")
-        ca = tmp / "ca" / "ca.pem"
-        port = free_port()
-        conf = write_broker_files(tmp / "broker", port=port, ca=ca, cert=bcert, key=bkey)
         # The shipped config caps packets at 16 MiB; the reference sends ONE 200 MiB message, so raise the
         # cap for this run (the agent checks the broker's limit itself and is unaffected).
-        conf.write_text(re.sub(r"(?m)^max_packet_size .*$", "max_packet_size 268435455", conf.read_text()))
-        broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)])
-        procs.append(broker)
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait(listening, 10, "mosquitto")
+        bb = start_broker(tmp, ("bench-01", "labedge-receiver"), edit_conf=lambda c: re.sub(
+            r"(?m)^max_packet_size .*$", "max_packet_size 268435455", c))
+        procs = bb.procs
+        broker, port, ca = procs[0], bb.port, bb.ca
+        (dev_cert, dev_key), (rx_cert, rx_key) = bb.certs["bench-01"], bb.certs["labedge-receiver"]
 
         # ---------------------------------------------------------------- reference: mosquitto_pub -f
         ref = tmp / "ref.bin"
