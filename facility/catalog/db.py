@@ -10,6 +10,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import unquote, urlparse
@@ -103,7 +104,7 @@ class SqliteDatabase(Database):
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                _wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against process crashes
         except (sqlite3.Error, OSError) as exc:
             raise CatalogError(f"catalog {path}: cannot open: {exc}") from None
@@ -118,6 +119,24 @@ class SqliteDatabase(Database):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
             return [tuple(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+
+
+def _wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch a catalog to WAL. Switching needs the file to itself, and SQLite answers "locked" at once
+    instead of waiting its busy timeout, so two tools opening a new catalog together (two pushes, a
+    push and the receiver's first start) would fail: wait here as the busy timeout would."""
+    deadline = time.monotonic() + patience
+    delay = 0.01
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 class PostgresDatabase(Database):
