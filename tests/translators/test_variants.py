@@ -125,6 +125,19 @@ def test_velox_emd_images_with_per_dataset_metadata(out_root: Path) -> None:
     with h5py.File(stem.dir / "structured" / "STEM_HAADF-DF4-DF2-BF_Diffraction_Micro.h5") as h5:
         assert len(h5) == 4 and all(h5[k].shape == (128, 128, 1) for k in h5)
     assert (stem.dir / "thumbnail" / "STEM_HAADF-DF4-DF2-BF_Diffraction_Micro.png").is_file()
+    # the acquisition log beside the images (/Data/Text, a dataset, not a link) is kept, readable
+    for out in (ceta, stem):
+        assert out.rep["status"] == "ok", out.rep["warnings"]
+        original = json.loads((out.dir / "labedge" / "original_metadata.json").read_text(encoding="utf-8"))
+        logs = [v["text"] for k, v in _walk(original) if k.startswith("Data/Text/")]
+        assert len(logs) == 1 and "%20" not in logs[0], logs
+        assert logs[0].startswith("2020-07-29 09:4") and "Started acquisition for experiment of type" in logs[0]
+
+
+def _walk(d: Any, prefix: str = ""):  # noqa: ANN202 - (key, value) pairs at any depth
+    for k, v in (d.items() if isinstance(d, dict) else ()):
+        yield k, v
+        yield from _walk(v, prefix + k + "/")
 
 
 def test_fei_tia_emi_with_its_ser(out_root: Path) -> None:

@@ -12,6 +12,7 @@ import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any, Sequence
 
 import numpy as np
@@ -84,6 +85,22 @@ def _json(v: Any, where: str, warnings: list[str]) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
+#: A note (the acquisition log) larger than this is not a note: kept out, said in a warning.
+MAX_NOTE = 1 << 16
+
+
+def _note(ds: Any, where: str, warnings: list[str]) -> dict[str, Any]:
+    """A /Data/Text entry: JSON ``{"text": ...}`` whose text is percent-encoded ("2020-07-29%2009%3A48..."),
+    kept decoded so the log reads as the microscope wrote it."""
+    if ds.dtype.kind not in "SO" or ds.size != 1 or ds.id.get_storage_size() > MAX_NOTE:
+        warnings.append(f"{where}: not a text note ({ds.dtype}, {ds.size} values); kept out")
+        return {}
+    obj = _json(ds[()].ravel()[0], where, warnings)
+    if isinstance(obj.get("text"), str):
+        obj["text"] = unquote(obj["text"])
+    return obj
+
+
 def _value(flat: dict[str, Any], path: str, factor: float | int | None) -> Any:
     v = flat.get(path)
     if v is None or v == "":
@@ -98,7 +115,7 @@ def _value(flat: dict[str, Any], path: str, factor: float | int | None) -> Any:
 
 class VeloxEmdTranslator:
     name = "velox-emd"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "Thermo Fisher Velox .emd (HDF5): images, spectrum images, per-dataset JSON metadata"
 
     def vocabulary(self) -> dict[str, Any]:
@@ -119,6 +136,7 @@ class VeloxEmdTranslator:
         with f:
             version = _json(f["Version"][()], f"{path.name}:/Version", warnings)
             datasets = []  # (kind, guid, group); only hard links: an external link would open another file
+            notes: dict[str, Any] = {}  # datasets beside the groups: Velox's acquisition log (/Data/Text)
             data_root = f["Data"] if _hard(f, "Data") else None
             if data_root is None:
                 raise CorruptFile(f"{path.name}: /Data is a link, not a group; not followed")
@@ -128,11 +146,13 @@ class VeloxEmdTranslator:
                     continue
                 grp = data_root[kind]
                 for guid in list(grp.keys())[:4096]:
-                    if _hard(grp, guid) and isinstance(grp[guid], h5py.Group):
-                        datasets.append((kind, guid, grp[guid]))
-                    else:
+                    if not _hard(grp, guid):
                         warnings.append(f"{path.name}: /Data/{kind}/{guid} is a link; not followed")
-            original: dict[str, Any] = {"Version": version}
+                    elif isinstance(grp[guid], h5py.Group):
+                        datasets.append((kind, guid, grp[guid]))
+                    elif isinstance(grp[guid], h5py.Dataset):
+                        notes[f"Data/{kind}/{guid}"] = _note(grp[guid], f"{path.name}:/Data/{kind}/{guid}", warnings)
+            original: dict[str, Any] = {"Version": version, **notes}
             metas: list[dict[str, Any]] = []
             for kind, guid, g in datasets:
                 meta: dict[str, Any] = {}
