@@ -9,7 +9,7 @@ from typing import Any
 
 from facility.catalog.bag_facts import PackageFacts
 from facility.catalog.db import CatalogError, Database, connect, redact
-from facility.catalog.migrations import check_readable, migrate
+from facility.catalog.migrations import RECEIVER, Ledger, check_readable, migrate
 from wire.status import merge_offline
 
 __all__ = ["Catalog", "CatalogError", "open_catalog"]
@@ -134,16 +134,19 @@ class Catalog:
         self.db.close()
 
 
-def open_catalog(url: str, *, readonly: bool = False) -> Catalog:
+def open_catalog(url: str, *, readonly: bool = False, ledgers: tuple[Ledger, ...] = (RECEIVER,)) -> Catalog:
     """Open (and migrate) the catalog at ``url``: an SQLite file path or a postgresql:// URL.
 
-    ``readonly`` (the fleet tools): never create or migrate; refuse a catalog this labedge cannot read."""
+    ``readonly`` (the fleet tools): never create or migrate; refuse a catalog this labedge cannot read.
+    ``ledgers``: the migrations this caller writes or reads (the receiver's tables by default; the
+    remote-config tools take only theirs, facility/catalog/migrations.py says why)."""
     db = connect(url, readonly=readonly)
     try:
-        if readonly:
-            check_readable(db)
-        else:
-            migrate(db)
+        for ledger in ledgers:
+            if readonly:
+                check_readable(db, ledger)
+            else:
+                migrate(db, ledger)
     except CatalogError:
         db.close()
         raise

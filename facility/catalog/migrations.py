@@ -1,6 +1,16 @@
-"""Named catalog migrations, applied in order, each in one transaction with its record in
-``_migrations`` (as the agent's state DB does). Never edit a shipped migration: add a new one."""
+"""Named catalog migrations, applied in order, each in one transaction with its record in its
+ledger table (as the agent's state DB does). Never edit a shipped migration: add a new one.
+
+Two ledgers, one per writer, because a writer refuses a catalog that holds migrations it does not
+know (it could misread tables a newer labedge changed): the receiver's tables (``_migrations``,
+packages and devices) and the remote-config history (``_config_migrations``, written by the
+administrators' ``labedge fleet config`` tools). Were they one list, upgrading an administrator's
+tools would make every older receiver refuse the catalog at its next start, and uploads would stop
+facility-wide until the receivers were upgraded too.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from facility.catalog.db import CatalogError, Database
 
@@ -20,10 +30,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             device TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, online INTEGER NOT NULL, reason TEXT)""",
         "CREATE INDEX device_events_by_device ON device_events (device, at)",
     ]),
+]
+
+
+CONFIG_HISTORY_MIGRATIONS: list[tuple[str, list[str]]] = [
     # The remote-config push history (facility/remote/history.py), shared by every administrator of the
     # catalog. Ids and versions are allocated by the tools under Database.lock_pushes (no SERIAL or
     # AUTOINCREMENT: the two engines differ there, and an imported history keeps its own order).
-    ("0002_remote_config_history", [
+    ("0001_remote_config_history", [
         """CREATE TABLE config_pushes (
             id BIGINT PRIMARY KEY, version BIGINT NOT NULL, signer TEXT NOT NULL, key_id TEXT NOT NULL,
             targets TEXT NOT NULL, fragment TEXT NOT NULL, document TEXT NOT NULL,
@@ -40,42 +54,55 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 
-def migrate(db: Database) -> list[str]:
-    """Apply what is missing; returns the names applied. Refuses a catalog from a newer labedge."""
+@dataclass(frozen=True)
+class Ledger:
+    table: str
+    migrations: list[tuple[str, list[str]]]
+    #: who applies them, for "the catalog lacks migrations ...: <who> applies them"
+    applier: str
+
+
+RECEIVER = Ledger("_migrations", MIGRATIONS, "upgrade or restart the receiver, which applies them")
+CONFIG_HISTORY = Ledger("_config_migrations", CONFIG_HISTORY_MIGRATIONS,
+                        "run `labedge fleet config status` once, which applies them")
+
+
+def migrate(db: Database, ledger: Ledger = RECEIVER) -> list[str]:
+    """Apply what is missing of ``ledger``; returns the names applied. Refuses a catalog in which a
+    newer labedge applied migrations of that ledger (the other ledger is not this writer's concern)."""
     with db.transaction():
         db.lock_migrations()
-        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {r[0] for r in db.query("SELECT name FROM _migrations")}
-    known = {name for name, _ in MIGRATIONS}
+        db.execute(f"CREATE TABLE IF NOT EXISTS {ledger.table} (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {r[0] for r in db.query(f"SELECT name FROM {ledger.table}")}
+    known = {name for name, _ in ledger.migrations}
     unknown = sorted(done - known)
     if unknown:
-        raise CatalogError(f"the catalog was written by a newer labedge (migrations {', '.join(unknown)}); "
-                           "upgrade this receiver or fleet tool")
+        raise CatalogError(f"the catalog was written by a newer labedge (migrations {', '.join(unknown)} in "
+                           f"{ledger.table}); upgrade this receiver or fleet tool")
     applied = []
-    for name, statements in MIGRATIONS:
+    for name, statements in ledger.migrations:
         if name in done:
             continue
         with db.transaction():
             db.lock_migrations()
-            if db.query("SELECT 1 FROM _migrations WHERE name=?", (name,)):
+            if db.query(f"SELECT 1 FROM {ledger.table} WHERE name=?", (name,)):
                 continue  # another receiver applied it while we waited for the lock
             for sql in statements:
                 db.execute(sql)
-            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, CURRENT_TIMESTAMP)", (name,))
+            db.execute(f"INSERT INTO {ledger.table} (name, applied_at) VALUES (?, CURRENT_TIMESTAMP)", (name,))
         applied.append(name)
     return applied
 
 
-def check_readable(db: Database) -> None:
-    """For readers: the catalog has every migration this labedge knows, and none it does not."""
+def check_readable(db: Database, ledger: Ledger = RECEIVER) -> None:
+    """For readers: the catalog has every migration of ``ledger`` this labedge knows, and none it does not."""
     try:
-        done = {r[0] for r in db.query("SELECT name FROM _migrations")}
+        done = {r[0] for r in db.query(f"SELECT name FROM {ledger.table}")}
     except Exception:  # noqa: BLE001 - no table yet: the receiver has not prepared it
         raise CatalogError("the catalog is not prepared yet (start the receiver once)") from None
-    known = {name for name, _ in MIGRATIONS}
+    known = {name for name, _ in ledger.migrations}
     if done - known:
         raise CatalogError(f"the catalog was written by a newer labedge (migrations "
                            f"{', '.join(sorted(done - known))}); upgrade this fleet tool")
     if known - done:
-        raise CatalogError(f"the catalog lacks migrations {', '.join(sorted(known - done))}: upgrade or "
-                           "restart the receiver (or run `labedge fleet config status`), which applies them")
+        raise CatalogError(f"the catalog lacks migrations {', '.join(sorted(known - done))}: {ledger.applier}")

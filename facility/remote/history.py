@@ -1,7 +1,7 @@
 """The facility's record of remote config: who pushed what and when, and what each device did.
 
-It lives in the facility catalog (fleet.toml ``catalog_url``: SQLite or PostgreSQL, migration
-``0002_remote_config_history``), so every administrator who shares the catalog sees the same history and
+It lives in the facility catalog (fleet.toml ``catalog_url``: SQLite or PostgreSQL, its own migration
+ledger ``_config_migrations``: an older receiver must not refuse a catalog these tools migrated), so every administrator who shares the catalog sees the same history and
 draws push ids and config versions from one counter: both are allocated inside one transaction under
 :meth:`Database.lock_pushes`, so two pushes started together on two machines never get the same version
 (a device would refuse the second as a replay). An append-only audit log (``remote-audit.jsonl``) stays
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from facility.catalog import Catalog, CatalogError, open_catalog
+from facility.catalog.migrations import CONFIG_HISTORY
 
 PUSH_COLUMNS = ("id", "version", "signer", "key_id", "targets", "fragment", "pushed_at", "state", "note", "host",
                 "imported_from")
@@ -26,6 +27,11 @@ RESULT_COLUMNS = ("push_id", "device", "version", "state", "reason", "at")
 
 class HistoryError(Exception):
     """The push history cannot be opened; the text says why and what to set."""
+
+
+def history_catalog(url: str) -> Catalog:
+    """The catalog with the history's own migrations applied, and only those (not the receiver's)."""
+    return open_catalog(url, ledgers=(CONFIG_HISTORY,))
 
 
 def open_history(catalog_url: str | None, fleet_toml: Path, *, say: Callable[[str], None] | None = None) -> "History":
@@ -41,7 +47,7 @@ def open_history(catalog_url: str | None, fleet_toml: Path, *, say: Callable[[st
         if not path.parent.is_dir():  # the receiver's store on another machine: do not make a stray one
             raise HistoryError(f"catalog {path}: its folder does not exist (set catalog_url in {fleet_toml})")
     try:
-        h = History(open_catalog(catalog_url), Path(fleet_toml).parent / "remote-audit.jsonl")
+        h = History(history_catalog(catalog_url), Path(fleet_toml).parent / "remote-audit.jsonl")
     except CatalogError as exc:
         raise HistoryError(str(exc)) from None
     legacy = Path(fleet_toml).parent / LEGACY_NAME

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from facility.catalog import open_catalog
-from facility.remote.history import History, HistoryError, open_history
+from facility.catalog import CatalogError, open_catalog
+from facility.remote.history import History, HistoryError, history_catalog, open_history
 from facility.remote.history_import import LEGACY_NAME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,12 +22,11 @@ PUSHES_EACH = 25
 PUSHER = r"""
 import json, sys
 from pathlib import Path
-from facility.catalog import open_catalog
-from facility.remote.history import History
+from facility.remote.history import History, history_catalog
 url, audit, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 print("ready", flush=True)
 sys.stdin.readline()                       # "go": both start together
-h = History(open_catalog(url), audit)
+h = History(history_catalog(url), audit)
 got = [h.reserve_push(signer=audit.stem, key_id="k", targets={"devices": ["d"]}, fragment="x = 1\n",
                       sign=lambda v: json.dumps({"version": v}).encode())[:2] for _ in range(n)]
 h.close()
@@ -43,7 +42,7 @@ def url(request, tmp_path):
 
 
 def _history(url: str, where: Path) -> History:
-    return History(open_catalog(url), where / "remote-audit.jsonl")
+    return History(history_catalog(url), where / "remote-audit.jsonl")
 
 
 def test_two_processes_pushing_at_once_never_share_a_version(url, tmp_path):
@@ -107,6 +106,32 @@ def test_two_administrators_sharing_the_catalog_see_one_history(url, tmp_path):
     assert audit == ["abort_requested", "push"]          # each administrator's own local trail
     alice.close()
     bob.close()
+
+
+def test_newer_config_tools_never_stop_an_older_receiver(url, tmp_path):
+    """An administrator's tools are upgraded before the receivers: the history's migrations (even ones
+    this receiver has never heard of) must not make the receiver refuse the catalog, or every upload of
+    the facility would stop at the receiver's next start. Each writer checks only its own ledger."""
+    from facility.catalog.migrations import MIGRATIONS
+    h = History(history_catalog(url), tmp_path / "remote-audit.jsonl")
+    with h.db.transaction():   # what a later labedge's `fleet config` may have applied
+        h.db.execute("INSERT INTO _config_migrations (name, applied_at) VALUES ('9999_later_history', 'x')")
+    h.close()
+    rx = open_catalog(url)      # the receiver's start: migrates its tables, ignores the history's ledger
+    assert [r[0] for r in rx.db.query("SELECT name FROM _migrations ORDER BY name")] == [n for n, _ in MIGRATIONS]
+    rx.close()
+    open_catalog(url, readonly=True).close()   # and `labedge fleet status` reads it
+    with pytest.raises(CatalogError, match="newer labedge.*9999_later_history"):
+        history_catalog(url)    # while an older config tool refuses the newer history, in words
+
+
+def test_the_config_tools_never_touch_the_receivers_migrations(url, tmp_path):
+    h = History(history_catalog(url), tmp_path / "remote-audit.jsonl")
+    tables = {r[0] for r in h.db.query("SELECT name FROM _config_migrations")}
+    assert tables == {"0001_remote_config_history"}
+    with pytest.raises(Exception):   # the receiver's ledger is the receiver's to create
+        h.db.query("SELECT name FROM _migrations")
+    h.close()
 
 
 OLD_SCHEMA = """

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from facility.catalog import open_catalog
-from facility.remote.history import History
+from facility.remote.history import History, history_catalog
 from facility.remote.rollout import RolloutError, check_fragment, diff_lines, members, next_version, waves
 
 
@@ -24,7 +23,7 @@ def test_fragment_checked_before_signing():
 
 
 def test_history_versions_diff_and_abort(tmp_path):
-    h = History(open_catalog(str(tmp_path / "catalog.sqlite3")), tmp_path / "remote-audit.jsonl")
+    h = History(history_catalog(str(tmp_path / "catalog.sqlite3")), tmp_path / "remote-audit.jsonl")
     statuses = {"a": {"online": True, "config": {"applied_version": 3, "desired_version": 4, "groups": ["xrd"]}},
                 "b": {"online": False, "config": {"applied_version": 0, "groups": ["xrd", "sem"]}},
                 "c": {"online": True, "config": {"groups": ["sem"]}}}
@@ -44,7 +43,7 @@ def test_history_versions_diff_and_abort(tmp_path):
     assert not h.abort_requested(p2)
     assert h.request_abort() == [p2] and h.abort_requested(p2)
     h.close()
-    again = History(open_catalog(str(tmp_path / "catalog.sqlite3")), tmp_path / "audit")  # not re-migrated
+    again = History(history_catalog(str(tmp_path / "catalog.sqlite3")), tmp_path / "audit")  # not re-migrated
     assert [p["state"] for p in again.pushes()] == ["aborting", "done"]
     assert again.pushes()[1]["results"][0]["state"] == "applied"
     again.close()
