@@ -32,6 +32,7 @@ import jsonschema
 
 from facility.rde_tiles import Tile, split_tiles
 from translators import profiles
+from wire.rde_invoice import as_rdetoolkit_reads, drop_none
 
 #: folders RDE keeps, copied as they are (the vendor file goes to the template's raw folder)
 KEPT = ("main_image", "other_image", "meta", "structured", "logs")
@@ -59,37 +60,14 @@ def _data_dir(package: Path) -> Path:
 def check_invoice(invoice: Any, schema_path: Path) -> list[str]:
     """Every way the invoice misses the official schema, each naming its field."""
     try:
-        schema = _as_rdetoolkit_reads(json.loads(schema_path.read_text(encoding="utf-8")))
+        schema = as_rdetoolkit_reads(json.loads(schema_path.read_text(encoding="utf-8")))
         validator = jsonschema.Draft202012Validator(schema)
     except (OSError, ValueError) as exc:
         raise ExportError(f"official invoice schema {schema_path}: cannot be read ({exc})") from None
     except jsonschema.SchemaError as exc:
         raise ExportError(f"official invoice schema {schema_path}: not a JSON schema ({exc.message})") from None
-    errors = validator.iter_errors(_drop_none(invoice))
+    errors = validator.iter_errors(drop_none(invoice))
     return [_problem(e) for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path)))]
-
-
-def _as_rdetoolkit_reads(schema: Any) -> Any:
-    """The official schemas write sample attributes tuple-style (``items: [...]``), which
-    rdetoolkit reads as ``prefixItems``; JSON Schema 2020-12 tools crash on it (the agent's sheet
-    check does the same, agent.sheets.invoice)."""
-    sample = ((schema.get("properties") or {}).get("sample") or {}) if isinstance(schema, dict) else {}
-    for part in ("generalAttributes", "specificAttributes"):
-        arr = (sample.get("properties") or {}).get(part) if isinstance(sample, dict) else None
-        if isinstance(arr, dict) and isinstance(arr.get("items"), list):
-            items = arr.pop("items")
-            if items:
-                arr["prefixItems"] = items
-    return schema
-
-
-def _drop_none(x: Any) -> Any:
-    """rdetoolkit drops null values before it validates an invoice (an empty sheet field is null)."""
-    if isinstance(x, dict):
-        return {k: _drop_none(v) for k, v in x.items() if v is not None}
-    if isinstance(x, list):
-        return [_drop_none(v) for v in x if v is not None]
-    return x
 
 
 def _problem(e: jsonschema.ValidationError) -> str:

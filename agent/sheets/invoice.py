@@ -7,7 +7,6 @@ bad invoice is caught before it is written, not at the facility.
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import re
@@ -19,6 +18,7 @@ import jsonschema
 
 from agent.sheets.form import SheetInvalid, form_model, validate_values
 from agent.sheets.templates import TemplateError, general_terms, load_template, specific_terms
+from wire.rde_invoice import as_rdetoolkit_reads, drop_none
 
 SHEET_FORMAT = "labedge-sheet"
 SHEET_VERSION = 1
@@ -123,14 +123,6 @@ def build_invoice(schema: dict[str, Any], values: dict[str, Any], *, data_name: 
     return inv
 
 
-def _drop_none(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _drop_none(v) for k, v in x.items() if v is not None}
-    if isinstance(x, list):
-        return [_drop_none(v) for v in x if v is not None]
-    return x
-
-
 _BASIC_SCHEMA = {
     "type": "object", "required": ["datasetId", "basic"],
     "properties": {
@@ -148,16 +140,10 @@ _BASIC_SCHEMA = {
 
 def check_invoice(invoice: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     """Problems rdetoolkit would report for ``invoice`` against ``schema`` (empty = valid)."""
-    data = _drop_none(invoice)
+    data = drop_none(invoice)
     allowed = {"datasetId", "basic"} | set(schema.get("required", []))
     out = [f"{k}: not allowed in invoice.json (allowed: {', '.join(sorted(allowed))})" for k in data if k not in allowed]
-    sch = copy.deepcopy(schema)
-    sample_props = sch.get("properties", {}).get("sample", {}).get("properties", {})
-    for part in ("generalAttributes", "specificAttributes"):
-        if part in sample_props and "items" in sample_props[part]:
-            items = sample_props[part].pop("items")
-            if items:
-                sample_props[part]["prefixItems"] = items
+    sch = as_rdetoolkit_reads(schema)
     for s in (_BASIC_SCHEMA, sch):
         for err in jsonschema.Draft202012Validator(s).iter_errors(data):
             out.append(f"{'.'.join(map(str, err.absolute_path)) or 'invoice'}: {err.message}")
