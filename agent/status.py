@@ -77,6 +77,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
         from agent.sheets.sheetdb import sheets_status  # held measurements, active sheets
         sheets = sheets_status(store, [i.id for i in cfg.instruments],
                                {i.id: i.hold_seconds for i in cfg.instruments if i.unpaired_policy == "send"})
+        unsent = _unsent(store, health)
     finally:
         store.close()
     beat = health.get("heartbeat", {}).get("value")
@@ -115,7 +116,7 @@ def build_status(cfg: Config) -> dict[str, Any]:
         control=control_section(control),
         facts={k: v for k, v in facts.items() if k not in ("intake_paused", "agent_version", "mode", "upload",
                                                            "upload_last_error")},
-        upload=_upload_section(cfg, facts, running),
+        upload=_upload_section(cfg, facts, running, unsent),
         page=_page_address(cfg, facts, running),
     )
     from agent.remote.report import remote_status  # keys the facility set, and which version
@@ -165,11 +166,25 @@ def exit_code(st: dict[str, Any]) -> int:
     return EXIT_HEALTHY
 
 
-def _upload_section(cfg: Config, facts: dict[str, Any], running: bool) -> dict[str, Any] | None:
-    """Connection and transfer facts the uploader reports (agent/transport/uploader.py)."""
+def _unsent(store: Any, health: dict[str, Any]) -> set[str]:
+    """The transfers in the uploader's last snapshot whose package the queue still holds unsent."""
+    snap = (health.get("agent") or {}).get("value") or {}
+    transfers = ((snap.get("facts") or {}).get("upload") or {}).get("transfers") or []
+    ids = {str(t.get("package_id")) for t in transfers if isinstance(t, dict)}
+    return {i for i in ids if (row := store.package(i)) is not None and row.state in ("queued", "uploading")}
+
+
+def _upload_section(cfg: Config, facts: dict[str, Any], running: bool,
+                    unsent: set[str] | None = None) -> dict[str, Any] | None:
+    """Connection and transfer facts the uploader reports (agent/transport/uploader.py).
+
+    The snapshot is written about once a second, the queue at once: a package delivered since the
+    last snapshot, or any transfer of an agent that is no longer running, is not "uploading"."""
     if cfg.upload is None:
         return None
     up = dict(facts.get("upload") or {"broker": cfg.upload.broker, "transfers": [], "recent": []})
+    up["transfers"] = [t for t in up.get("transfers") or []
+                       if running and unsent is not None and t.get("package_id") in unsent]
     up["connected"] = bool(up.get("connected")) and running
     up.setdefault("last_error", facts.get("upload_last_error"))
     return up
