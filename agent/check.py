@@ -173,6 +173,13 @@ def exit_code(problems: list[CheckProblem]) -> int:
     return EXIT_ONLINE_PROBLEM if errors else EXIT_OK
 
 
+def _offline(path: Path | str) -> bool:
+    try:
+        return load_config(path, check_watch_folders=False).upload is None
+    except ConfigError:
+        return False
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     path = args.config or default_config_path()
     problems = run_checks(path, online=args.online)
@@ -188,7 +195,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"labedge: {label}: {p.message}", file=sys.stderr)
     rc = exit_code(problems)
     if rc == EXIT_OK:
-        what = "and the broker accepted this device" if args.online else "(broker not contacted; add --online)"
+        if _offline(path):  # no [upload]: there is no broker to contact, and none accepted us
+            what = "(offline: no [upload] section, packages are kept in the queue)"
+        else:
+            what = "and the broker accepted this device" if args.online else "(broker not contacted; add --online)"
         print(f"labedge check: {path} is OK {what}")
     return rc
 

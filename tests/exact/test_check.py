@@ -110,3 +110,13 @@ def test_online_check_reaches_the_real_broker(tmp_path, broker, pki):
     r = labedge("check", "--online", "-c", str(cfg))
     assert r.returncode == 1 and f"cannot reach localhost:{broker.port} (connection refused" in r.stderr, r.stderr
     assert labedge("check", "-c", str(cfg)).returncode == 0  # offline it does not contact the broker
+
+
+def test_an_offline_config_is_not_said_to_be_accepted_by_a_broker(tmp_path):
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    cfg = write_config(tmp_path, [instrument(watch)])  # no [upload]: offline
+    for extra in ((), ("--online",)):
+        r = labedge("check", *extra, "-c", str(cfg))
+        assert r.returncode == 0, r.stderr
+        assert "offline" in r.stdout and "broker" not in r.stdout, r.stdout
