@@ -94,5 +94,7 @@ def write_starter(out: Path, *, device_id: str, instrument_id: str, watch: Path 
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
-    return (f"wrote {out}; {created}edit the [[instruments]] watch folder, then check it with: "
+    # a folder the user named is already the one to watch: only the default one needs editing
+    edit = "edit the [[instruments]] watch folder, then " if watch is None else f"it watches {folder}; "
+    return (f"wrote {out}; {created}{edit}check it with: "
             f"labedge check --config {out}, and run: labedge run --config {out}")

@@ -64,6 +64,7 @@ def test_init_writes_a_config_that_loads(tmp_path):
     r = labedge("init", "--out", str(out), "--device-id", "smartlab-01", "--instrument-id", "smartlab",
                 "--watch", str(watch))
     assert r.returncode == 0, r.stderr
+    assert f"it watches {watch}" in r.stdout and "edit the" not in r.stdout, r.stdout  # --watch named it
     cfg = load_config(out)
     assert cfg.device_id == "smartlab-01" and cfg.instruments[0].id == "smartlab"
     assert cfg.instruments[0].watch == (watch,) and cfg.upload is None
