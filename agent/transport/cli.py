@@ -26,14 +26,17 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     print(f"     labedge pki sign-csr --ca CA_DIR --csr {csr.name} --out OUT_DIR")
     print(f"   and send back {args.name}.pem plus the facility's ca.pem.")
     print(f"2. Put both files in {out}")
-    print("3. Add to the config (device_id must equal the certificate's CN):")
-    print(f'     device_id = "{args.name}"')
+    # the block below is pasted as is: device_id inside it would land in the last [[instruments]]
+    print(f'3. In the config, device_id = "{args.name}" at the top, before any [section] (it must equal')
+    print(f"   the certificate's CN; `labedge init --device-id {args.name}` writes it), and this section at")
+    print("   the end of the file (or uncomment the [upload] lines `labedge init` wrote):")
     print("     [upload]")
     print(f'     broker = "mqtts://{args.broker}"')
     print(f'     ca_file = "{(out / "ca.pem").as_posix()}"')
     print(f'     cert_file = "{cert.as_posix()}"')
     print(f'     key_file = "{key.resolve().as_posix()}"')
-    print("4. Check with: labedge status --config YOUR_CONFIG  (it shows the certificate and its expiry)")
+    print("4. Check with: labedge check --config YOUR_CONFIG --online  (the broker accepts this certificate);")
+    print("   labedge status --config YOUR_CONFIG shows the certificate and its expiry")
     return 0
 
 

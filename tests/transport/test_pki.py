@@ -175,6 +175,27 @@ def test_cli_full_flow(tmp_path: Path, capsys) -> None:
     assert rc == 0 and pki.cert_info(tmp_path / "pc" / "xrd-pc-3.pem")["cn"] == "xrd-pc-3"
 
 
+def test_enroll_config_lines_pasted_at_the_end_of_a_starter_config_load(tmp_path: Path, capsys) -> None:
+    """A new user appends the printed block to what `labedge init` wrote: it must load as meant."""
+    from agent.config import load_config
+    (tmp_path / "data").mkdir()
+    conf = tmp_path / "labedge.toml"
+    rc, _, _ = run_cli(capsys, "init", "--out", str(conf), "--device-id", "xrd-pc-3", "--watch", str(tmp_path / "data"))
+    assert rc == 0
+    rc, out, _ = run_cli(capsys, "enroll", "--name", "xrd-pc-3", "--out", str(tmp_path / "pc"),
+                         "--broker", "rde.example.org:8883")
+    assert rc == 0
+    step3 = out.split("\n3. ", 1)[1].split("\n4. ", 1)[0]
+    block = [line[5:] for line in step3.splitlines() if line.startswith("     ")]
+    assert block[0] == "[upload]", out
+    with conf.open("a", encoding="utf-8") as f:
+        f.write("\n".join(block) + "\n")
+    cfg = load_config(conf)
+    assert cfg.device_id == "xrd-pc-3" and cfg.upload is not None
+    assert cfg.upload.cert_file == (tmp_path / "pc" / "xrd-pc-3.pem").resolve()
+    assert "labedge check --config YOUR_CONFIG --online" in out
+
+
 def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     rc, _, err = run_cli(capsys, "pki", "issue", "--ca", str(tmp_path / "nope"), "--name", "d", "--out", str(tmp_path))
     assert rc == 2 and "does not exist" in err and "labedge pki init" in err
