@@ -81,17 +81,21 @@ def _row_info(srv: "LocalServer", p: Any) -> dict[str, Any]:
         src = [s for s in prov.get("sources") or [] if isinstance(s, dict)]
         info["files"] = [Path(str(s.get("raw", ""))).name or Path(str(s.get("path", ""))).name for s in src][:20]
         times = [s.get("mtime_ns") for s in src if isinstance(s.get("mtime_ns"), int)]
-        info["taken_at"] = max(times) / 1e9 if times else None
         pr = prov.get("pairing") if isinstance(prov.get("pairing"), dict) else {}
+    else:  # delivered and freed (delete_delivered) before the page first showed it: the state DB's record
+        rows = srv.store.files_of(p.id)
+        info["files"] = [Path(f["path"]).name for f in rows][:20]
+        times = [f["mtime_ns"] for f in rows if isinstance(f.get("mtime_ns"), int)]
+        pr = srv.store.pairing_of(p.id) or {}
+    info["taken_at"] = max(times) / 1e9 if times else None
+    if pr:
         det = pr.get("details") if isinstance(pr.get("details"), dict) else {}
         info["pairing"] = {"status": pr.get("status"), "source": pr.get("source"), "sheet_id": pr.get("sheet_id"),
                            "sheet_file": Path(str(det["sheet_file"])).name if det.get("sheet_file") else None,
                            "note": det.get("note")}
-        sheet = srv.db.sheet(pr["sheet_id"]) if pr.get("sheet_id") else None
+        sheet = srv.db.sheet(pr["sheet_id"]) if isinstance(pr.get("sheet_id"), str) else None
         if sheet is not None:
             info["sample"] = str(sheet.values.get("sample.names") or "") or None
-    else:
-        info["files"] = [Path(f["path"]).name for f in srv.store.files_of(p.id)][:20]
     with _LOCK:
         if len(_PROV) > 2000:
             _PROV.clear()

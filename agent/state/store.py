@@ -219,6 +219,17 @@ class StateStore:
             rows = list(self.db.query(f"SELECT {self._cols()} FROM packages WHERE id=?", [package_id]))
         return PackageRow(**rows[0]) if rows else None
 
+    def pairing_of(self, package_id: str) -> dict[str, Any] | None:
+        """How the package was paired (status, sheet_id, source), as recorded when it was built: what
+        the local page shows once a delivered package's spool copy, and its provenance, are gone."""
+        with self._lock:
+            row = self.conn.execute("SELECT pairing FROM packages WHERE id=?", (package_id,)).fetchone()
+        try:
+            value = json.loads(row[0]) if row and row[0] else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
     def package_ids(self) -> set[str]:
         with self._lock:
             return {r[0] for r in self.conn.execute("SELECT id FROM packages")}

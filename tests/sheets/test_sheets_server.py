@@ -163,3 +163,23 @@ def test_attachments_arrive_linked_to_their_parent_and_bad_ones_are_refused(agen
     st, out = env.post("/api/attach", {"parent_id": child.id, "files": files})
     assert st == 400 and "itself an attachment" in out["message"]["en"]
     assert len(env.packages()) == 2
+
+
+def test_a_delivered_package_freed_before_the_page_showed_it_still_shows_its_sheet(agent_env: AgentEnv) -> None:
+    """delete_delivered frees the spool copy (and its provenance) as soon as the receiver stored it,
+    often before the page's first refresh: the page said "unpaired (no sheet)" for a paired package."""
+    env = agent_env
+    env.start()
+    st, _ = env.post("/api/sheet", {"instrument_id": "fib01", "values": FIB_VALUES})
+    assert st == 200
+    env.drop("tip-07.tif")
+    (pkg,) = env.wait_packages(1)
+    env.agent.spool.release(pkg.id)  # what the uploader does on "stored" with delete_delivered
+    assert not Path(pkg.path).exists()
+    st, data = env.request("GET", "/api/status")
+    (row,) = [r for r in data["recent"] if r["id"] == pkg.id]
+    assert row["pairing"]["status"] == "paired" and row["pairing"]["source"] == "active-sheet", row
+    assert row["sample"] == FIB_VALUES["sample.names"] and row["files"] == ["tip-07.tif"]
+    assert row["taken_at"] is not None
+    st, page = env.request("GET", "/")
+    assert FIB_VALUES["sample.names"] in page.split('id="packages"', 1)[1]
