@@ -87,12 +87,20 @@ def snapshot(cfg: FleetConfig, *, quiet: float = 0.25, max_wait: float = 5.0) ->
     return out
 
 
+#: After losing an established connection the watcher waits this long before it takes the session
+#: back: the usual cause is another admin tool with the same certificate (`fleet command --wait 60`,
+#: `fleet config push`), which an immediate reconnect cut off within milliseconds. Statuses are
+#: retained, so nothing is lost meanwhile; the view says it is not connected.
+TAKEOVER_YIELD_SECONDS = 60.0
+
+
 class FleetWatcher(threading.Thread):
     """Follows every device's status; ``statuses()`` is a copy, ``changed`` counts updates."""
 
-    def __init__(self, cfg: FleetConfig) -> None:
+    def __init__(self, cfg: FleetConfig, *, yield_seconds: float = TAKEOVER_YIELD_SECONDS) -> None:
         super().__init__(name="fleet-watcher", daemon=True)
         self.cfg = cfg
+        self.yield_seconds = yield_seconds
         self._lock = threading.Lock()
         self._statuses: Statuses = {}
         self._halt = threading.Event()
@@ -124,7 +132,12 @@ class FleetWatcher(threading.Thread):
             self.connected = True
             self.last_error = None
             if not self.link.loop(timeout=0.2):
-                self.last_error = self.link.last_error
+                self.connected = False
+                self.last_error = (f"{self.link.last_error}; reconnecting in {self.yield_seconds:.0f} s (another "
+                                   f"admin tool with the identity {self.cfg.client_id!r} may be using it)")
+                log.warning("%s", self.last_error)
+                if self._halt.wait(self.yield_seconds):
+                    break
         self.link.close()
         self.connected = False
 

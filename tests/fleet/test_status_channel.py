@@ -125,3 +125,26 @@ def test_acl_admin_reads_status_but_writes_none(tmp_path, broker, pki):
     finally:
         admin.close()
         dev.close()
+
+
+def test_a_watcher_yields_the_shared_admin_identity_to_a_one_shot_tool(tmp_path, broker, pki):
+    """The dashboard and `fleet command --wait` share one certificate and so one session: the watcher
+    took it back within milliseconds and every command run beside the dashboard failed with
+    "connection to the broker lost". Now it waits before reconnecting, then comes back by itself."""
+    from facility.fleet.admin_link import make_link
+    cfg = load_fleet_config(write_fleet_toml(tmp_path / "admin", broker, pki))
+    w = FleetWatcher(cfg, yield_seconds=3.0)
+    w.start()
+    tool = make_link(cfg, lambda _m: None)
+    try:
+        wait_for(lambda: w.connected, 15, "the admin watcher to connect")
+        tool.connect_once()  # takes the session, as `labedge fleet command` does
+        until = time.monotonic() + 2.0
+        while time.monotonic() < until:  # what a command waiting for its results needs: the session kept
+            assert tool.loop(timeout=0.05), f"the watcher took the session back: {tool.last_error}"
+        assert not w.connected and "reconnecting in 3 s" in (w.last_error or "")
+        tool.close()
+        wait_for(lambda: w.connected, 15, "the watcher to reconnect after the tool is done")
+    finally:
+        tool.close()
+        w.stop()
