@@ -58,7 +58,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 def _common(q: argparse.ArgumentParser) -> None:
     q.add_argument("--passphrase-fd", type=int, default=None, metavar="FD",
-                   help="read passphrases (one per line, in the order asked) from this file descriptor "
+                   help="read passphrases (one line each, in the order asked; no confirmation line) from this file descriptor "
                         "instead of the terminal; for automation and tests")
     q.add_argument("--days", type=int, default=365, help="validity of the signed key list (default: %(default)s)")
 
