@@ -57,7 +57,7 @@ def describe_remote(r: dict[str, Any] | None) -> list[str]:
         lines.append(f"  remote config file problem: {r['layer_error']}")
     for k in r.get("keys", []):
         if k["differs"]:
-            was = "not set" if k["local"] is None else f"says {k['local']!r}"
+            was = "does not set it" if k["local"] is None else f"says {k['local']!r}"
             lines.append(f"    {k['key']} = {k['value']!r}  (from the facility, version {k['version']}; "
                          f"your labedge.toml {was}: the facility's value wins)")
     if r.get("keys"):
