@@ -145,3 +145,15 @@ def test_a_bad_admin_key_is_one_line_everywhere(tmp_path, broker, pki):
         out = fleet(*args, "--config", str(cfg))
         assert out.returncode == code, (args, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr and "not-a-key.pem" in out.stderr, (args, out.stderr)
+
+
+def test_dashboard_port_0_in_fleet_toml_means_any_free_port_as_on_the_command_line(tmp_path, pki):
+    """`fleet serve --port 0` worked, `[dashboard] port = 0` was refused ("0 is out of range")."""
+    from fleet_helpers import ADMIN, identity
+
+    from facility.fleet_config import load_fleet_config
+    cert, key = identity(pki, ADMIN)
+    p = tmp_path / "fleet.toml"
+    p.write_text(f'broker = "mqtts://127.0.0.1:1"\nca_file = "{pki.ca}"\ncert_file = "{cert}"\nkey_file = "{key}"\n'
+                 f'store_dir = "{tmp_path}"\n[dashboard]\nport = 0\n')
+    assert load_fleet_config(p).dashboard.port == 0
