@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.intake import human
+from wire.tls import CERT_REJECTED
 
 UP_TO_DATE, WORKING, PAUSED, OFFLINE, ATTENTION, ERROR = \
     "up to date", "working", "paused", "offline", "needs attention", "error"
@@ -145,6 +146,12 @@ def summarize(st: dict[str, Any]) -> Summary:
                   "nothing to do; ask the facility if the data should be uploaded",
                   "操作は不要です。送信が必要なら施設に相談してください")
     up = st.get("upload") if isinstance(st.get("upload"), dict) else {}
+    refused = str((up or {}).get("last_error") or "")
+    if up and up.get("connected") is False and refused.startswith(CERT_REJECTED):  # revoked, expired, other CA
+        return _s(ATTENTION, "the facility does not accept this PC's certificate",
+                  "施設がこの PC の証明書を受け付けていません",
+                  "tell the facility; measurements are kept on this PC until it has a new certificate",
+                  "施設に連絡してください。新しい証明書が届くまで測定はこの PC に保存されます", refused[:300])
     if up and up.get("connected") is False:
         return _s(OFFLINE, "will upload when the facility is reachable",
                   "施設に接続できしだい送信します",

@@ -98,18 +98,23 @@ def describe_failure(exc: BaseException, host: str, port: int, cert_file: Path, 
     return f"connection to {where} failed: {exc}"
 
 
+#: How every "the broker refused our certificate" message starts: the PC's summary tells the user
+#: to call the facility for it (waiting never helps), instead of "will upload when reachable".
+CERT_REJECTED = "the broker rejected this device's certificate"
+
+
 def describe_alert(text: str, where: str, cert_file: Path) -> str:
     """A TLS alert the broker sent us: it did not accept our certificate (or the handshake)."""
     upper = text.upper()
     expired = local_cert_problem(cert_file)
     cn, _, _ = own_cert_summary(cert_file)
     if "CERTIFICATE_EXPIRED" in upper or expired and "ALERT" in upper:
-        return f"the broker rejected this device's certificate ({expired or 'expired'}): " \
+        return f"{CERT_REJECTED} ({expired or 'expired'}): " \
                f"renew {cert_file} (labedge enroll, then pki sign-csr)"
     if any(k in upper for k in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "DECRYPT_ERROR",
                                 "CERTIFICATE_UNKNOWN", "UNSUPPORTED_CERTIFICATE", "ACCESS_DENIED",
                                 "CERTIFICATE_REVOKED")):
-        return f"the broker rejected this device's certificate (CN={cn}, {cert_file}): " \
+        return f"{CERT_REJECTED} (CN={cn}, {cert_file}): " \
                "it is not signed by the CA the broker trusts, or was revoked"
     if "WRONG_VERSION_NUMBER" in upper or "UNEXPECTED_EOF" in upper or "RECORD_LAYER" in upper:
         return f"{where} does not speak TLS as expected (is this the broker's TLS port?)"

@@ -70,6 +70,11 @@ def test_state_wording_covers_every_level():
     down = tray_state({**base, "upload": {"connected": False, "last_error": "cannot reach b:8883"}})
     assert down.level == OFFLINE and down.title == "will upload when the facility is reachable"
     assert down.lines[1] == "cannot reach b:8883" and "8883" not in down.tooltip
+    # a revoked (or expired, or foreign) certificate never gets better by waiting: the user must act
+    revoked = tray_state({**base, "upload": {"connected": False, "last_error": (
+        "the broker rejected this device's certificate (CN=pc, /c/pc.pem): it is not signed by the CA the broker "
+        "trusts, or was revoked")}})
+    assert revoked.level == ATTENTION and "certificate" in revoked.title and "tell the facility" in revoked.lines[-2]
     full = tray_state({**base, "intake": {"paused": True, "reason": "spool full: 50 GiB of 50 GiB"}})
     assert full.level == ATTENTION and "spool full" in full.lines[1]
     long = tray_state({**base, "failed": [{"error": "x" * 500}], "packages": {**base["packages"], "failed": 2}})
