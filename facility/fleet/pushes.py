@@ -20,6 +20,7 @@ from facility.remote.session import outcome_for
 
 MAX_PUSHES = 50
 MAX_RESULTS = 200        # per push shown; the rest are counted (refused / rolled back listed first)
+FULL_PUSHES = 10         # the newest pushes list every result; older ones only what was not applied
 MAX_DEVICE_PUSHES = 10   # on a device's page
 WAITING = ("sent", "no_answer")
 BAD = ("refused", "rolled_back")
@@ -80,10 +81,12 @@ def recent(db: Database, statuses: dict[str, dict[str, Any]], limit: int = MAX_P
     for push_id, state, n in db.query("SELECT push_id, state, COUNT(*) FROM config_results WHERE push_id >= ? "
                                       "GROUP BY push_id, state", (pushes[-1]["id"],)):
         counts.setdefault(int(push_id), {})[str(state)] = int(n)
-    for p in pushes:
+    for i, p in enumerate(pushes):
         p["targets"] = _targets(p["targets"])
-        p["counts"] = counts.get(int(p["id"]), {})
-        rows = db.query(f"SELECT device, version, state, reason, at FROM config_results WHERE push_id = ? "
+        p["counts"] = dict(sorted(counts.get(int(p["id"]), {}).items()))  # one order whatever the engine
+        # (a poll every 2 s: 50 pushes x 200 applied rows would be ~1 MiB of JSON, the refusals are what matter)
+        only = "" if i < FULL_PUSHES else "AND state <> 'applied' "
+        rows = db.query(f"SELECT device, version, state, reason, at FROM config_results WHERE push_id = ? {only}"
                         f"ORDER BY {_ORDER}, device LIMIT ?", (p["id"], MAX_RESULTS))
         p["results"] = [effective(dict(zip(("device", "version", "state", "reason", "at"), r)), statuses.get(r[0]))
                         for r in rows]

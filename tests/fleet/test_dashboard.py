@@ -262,6 +262,7 @@ def test_dashboard_shows_the_push_history(tmp_path, broker, pki, browser, artifa
         assert newest.get_attribute("data-state") == "running"
         facts = newest.locator(".push-facts").inner_text()
         assert "<b>mallory</b>" in facts and "group xrd" in facts and "running" in facts
+        assert "applied 1 · rolled back 1 · no answer yet 1" in facts   # as recorded; rows say what it did since
         res = {newest.locator("tbody tr").nth(i).get_attribute("data-device"):
                newest.locator("tbody tr").nth(i).inner_text() for i in range(3)}
         assert list(res)[0] == "dev-bad"                           # what needs attention first

@@ -169,6 +169,7 @@ function renderConfig(data) {
     add("cfg_version", p.version); add("signer", p.signer); add("host", p.host || "-");
     add("targets", targetsText(p.targets || {})); add("state", (T["ps_" + p.state] || p.state) + (p.note ? " · " + p.note : ""));
     add("when", when(p.pushed_at));
+    add("results", Object.entries(p.counts || {}).map(([k, n]) => (T["p_" + k] || k) + " " + n).join(" · ") || T.none);
     const rows = p.results.map(r => el("tr", {"data-device": r.device},
       el("td", {}, el("a", {href: "/device/" + encodeURIComponent(r.device) + "?lang=" + boot.lang}, r.device)),
       resultCell(r), el("td", {class: "reason"}, r.reason || ""), el("td", {}, age(r.at))));
