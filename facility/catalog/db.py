@@ -87,6 +87,11 @@ class Database:
 
         SQLite needs nothing more: the transaction began with BEGIN IMMEDIATE (one writer at a time)."""
 
+    def has_table(self, name: str) -> bool:
+        """Whether ``name`` exists, asked without a failing query (on PostgreSQL a failed one would
+        spoil the connection's transaction for the readers that share it)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
@@ -119,6 +124,9 @@ class SqliteDatabase(Database):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
             return [tuple(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
 
 def _wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -162,6 +170,10 @@ class PostgresDatabase(Database):
 
     def lock_migrations(self) -> None:
         self.execute("SELECT pg_advisory_xact_lock(?)", (0x6C616265,))  # "labe": one lock per database
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM information_schema.tables WHERE table_name = ? "
+                               "AND table_schema = ANY (current_schemas(false))", (name,)))
 
     def lock_pushes(self) -> None:
         # its own key: a push never waits for a receiver's migration, nor the reverse; released at commit

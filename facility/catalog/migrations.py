@@ -94,6 +94,20 @@ def migrate(db: Database, ledger: Ledger = RECEIVER) -> list[str]:
     return applied
 
 
+def ledger_status(db: Database, ledger: Ledger) -> tuple[str, list[str]]:
+    """For a reader that can live without ``ledger``'s tables (the dashboard's push history):
+    ("absent", []) no ledger yet, ("newer", names unknown here), ("lacking", names not applied), ("ok", [])."""
+    if not db.has_table(ledger.table):
+        return "absent", []
+    done = {r[0] for r in db.query(f"SELECT name FROM {ledger.table}")}
+    known = {name for name, _ in ledger.migrations}
+    if done - known:
+        return "newer", sorted(done - known)
+    if known - done:
+        return "lacking", sorted(known - done)
+    return "ok", []
+
+
 def check_readable(db: Database, ledger: Ledger = RECEIVER) -> None:
     """For readers: the catalog has every migration of ``ledger`` this labedge knows, and none it does not."""
     try:

@@ -78,13 +78,21 @@ class Dashboard:
                 "catalog_note": note, "devices": [d.as_dict() for d in lines]}
 
     def device(self, device: str) -> dict[str, Any] | None:
+        statuses = self.watcher.statuses()
         with self._data_lock:
-            lines = {d.device: d for d in self.data.lines(self.watcher.statuses())}
+            lines = {d.device: d for d in self.data.lines(statuses)}
             if device not in lines:
                 return None
-            detail = self.data.device_detail(device)
-        doc = self.watcher.statuses().get(device, ({}, None))[0]
+            # the newest document: the broker's while online, else what the catalog kept of it
+            doc = self.data.docs(statuses).get(device) or statuses.get(device, ({}, None))[0]
+            detail = self.data.device_detail(device, doc)
         return {"generated_at": time.time(), "line": lines[device].as_dict(), "status": doc, **detail}
+
+    def config(self) -> dict[str, Any]:
+        with self._data_lock:
+            view = self.data.config_view(self.watcher.statuses())
+            note = self.data.catalog_note
+        return {"generated_at": time.time(), "catalog_note": note, **view}
 
     def authorised(self, h: BaseHTTPRequestHandler) -> bool:
         auth = h.headers.get("Authorization", "")
@@ -133,7 +141,8 @@ def make_handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             s = strings(lang)
             boot = json.dumps({"page": kind, "device": device, "lang": lang, "t": s}, ensure_ascii=False)
             boot = boot.replace("<", "\\u003c")  # never closes the script element, whatever a string holds
-            title = s["title"] if kind != "device" else f"{s['device']} {device}"
+            title = {"device": f"{s['device']} {device}", "config": f"{s['configuration']} · {s['title']}"}.get(
+                kind, s["title"])
             html = (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
                     f'<meta name="viewport" content="width=device-width, initial-scale=1">'
                     f'<title>{_esc(title)}</title><link rel="stylesheet" href="/static/fleet.css"></head>'
@@ -158,6 +167,10 @@ def make_handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                 return self._page("fleet")
             if path == "/api/fleet":
                 return self._json(dash.fleet())
+            if path == "/config":
+                return self._page("config")
+            if path == "/api/config":
+                return self._json(dash.config())
             m = re.fullmatch(r"/(api/)?device/([^/]+)", path)
             if m and DEVICE_RE.match(m.group(2)):
                 if m.group(1):

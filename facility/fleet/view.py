@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from facility.fleet.pushes import BAD, effective
 from wire.status import merge_offline
 
 STALE_HEARTBEATS = 3
@@ -56,6 +57,8 @@ class DeviceLine:
     pc_reason: str | None = None
     #: the same as ``why``, as [{"code", "value", "text"}], so a page can say it in its own language
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    #: its result in the newest remote-config push that reached it (facility/fleet/pushes.py), or None
+    last_push: dict[str, Any] | None = None
 
     @property
     def rank(self) -> int:
@@ -66,9 +69,11 @@ class DeviceLine:
 
 
 def assess(device: str, doc: dict[str, Any] | None, catalog: dict[str, Any] | None, *, now: float,
-           default_interval: int, received_at: float | None = None) -> DeviceLine:
+           default_interval: int, received_at: float | None = None,
+           last_push: dict[str, Any] | None = None) -> DeviceLine:
     """``doc``: the newest status document (live or retained), ``received_at`` when this tool itself
-    received it live (None for a retained one); ``catalog``: the catalog's record of the device."""
+    received it live (None for a retained one); ``catalog``: the catalog's record of the device;
+    ``last_push``: its result in the newest config push that reached it (the push history)."""
     cat = catalog or {}
     if not doc:
         doc = cat.get("status") or {}
@@ -91,7 +96,8 @@ def assess(device: str, doc: dict[str, Any] | None, catalog: dict[str, Any] | No
         last_delivery=doc.get("last_delivery") or cat.get("last_stored"), cert_days=cert_days,
         paused=doc.get("paused"), held=doc.get("held"), problems=list(doc.get("problems") or []),
         problems_omitted=int(doc.get("problems_omitted") or 0), host=doc.get("host"), os=doc.get("os"),
-        interval=interval, pc_state=doc.get("pc_state"), pc_reason=doc.get("pc_reason"))
+        interval=interval, pc_state=doc.get("pc_state"), pc_reason=doc.get("pc_reason"),
+        last_push=effective(last_push, doc))
     if not doc:
         line.state, line.since = "stale", cat.get("last_stored")
         reasons = [_r("never_reported", None, "has never reported a status (known from its packages)")]
@@ -123,8 +129,12 @@ def assess(device: str, doc: dict[str, Any] | None, catalog: dict[str, Any] | No
     return line
 
 
-def _r(code: str, value: Any, text: str) -> dict[str, Any]:
-    return {"code": code, "value": value, "text": text}
+def _r(code: str, value: Any, text: str, detail: str | None = None) -> dict[str, Any]:
+    """``detail``: words from the device or the catalog (a refusal's reason), shown as they are."""
+    r = {"code": code, "value": value, "text": text + (f": {detail}" if detail else "")}
+    if detail:
+        r["detail"] = detail
+    return r
 
 
 def _findings(line: DeviceLine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -139,6 +149,12 @@ def _findings(line: DeviceLine) -> tuple[list[dict[str, Any]], list[dict[str, An
         warnings.append(_r("cert_days", line.cert_days, f"certificate expires in {line.cert_days} d"))
     if line.config_state and line.config_state in ("error", "rejected", "failed"):
         errors.append(_r("config", line.config_state, f"config {line.config_state}"))
+    elif line.last_push and line.last_push.get("state") in BAD:
+        # the newest push that reached it was refused or rolled back: the PC runs on its previous config
+        # (also when its status has moved on since, or it is offline and the history is all we have)
+        state, version = line.last_push["state"], line.last_push.get("version")
+        warnings.append(_r("push_" + state, version, f"{state.replace('_', ' ')} config version {version}",
+                           str(line.last_push.get("reason") or "")[:400] or None))
     elif line.config_state in ("refused", "rolled_back"):  # remote config: the PC runs on its previous one
         warnings.append(_r("config", line.config_state, f"remote config {line.config_state.replace('_', ' ')}"))
     n_err = sum(1 for p in line.problems if p.get("kind") == "error")
@@ -174,15 +190,18 @@ def sort_lines(lines: list[DeviceLine]) -> list[DeviceLine]:
 
 def build_lines(statuses: dict[str, tuple[dict[str, Any], float | None]], catalog: list[dict[str, Any]], *,
                 default_interval: int, now: float | None = None,
-                revoked: set[str] | frozenset[str] = frozenset()) -> list[DeviceLine]:
+                revoked: set[str] | frozenset[str] = frozenset(),
+                pushes: dict[str, dict[str, Any]] | None = None) -> list[DeviceLine]:
     """``statuses``: device -> (doc, received_at or None); ``catalog``: ``Catalog.devices()``;
-    ``revoked``: devices whose certificate the CA revoked (the broker refuses them)."""
+    ``revoked``: devices whose certificate the CA revoked (the broker refuses them); ``pushes``:
+    device -> its last config push result (:func:`facility.fleet.pushes.last_results`)."""
     now = time.time() if now is None else now
     cat = {c["device"]: c for c in catalog}
     out = []
     for device in sorted(set(statuses) | set(cat) | set(revoked)):
         doc, rx = statuses.get(device, (None, None))
-        line = assess(device, doc, cat.get(device), now=now, default_interval=default_interval, received_at=rx)
+        line = assess(device, doc, cat.get(device), now=now, default_interval=default_interval, received_at=rx,
+                      last_push=(pushes or {}).get(device))
         if device in revoked:
             mark_revoked(line)
         out.append(line)

@@ -179,3 +179,108 @@ def test_dashboard_refuses_without_token_and_from_other_sites(tmp_path, broker, 
         assert (tmp_path / "admin" / "dashboard.token").read_text().strip() == srv.dash.token
     finally:
         srv.stop()
+
+
+def _status(device, **config):
+    return {"v": 1, "device": device, "online": True, "sent_at": time.time(), "interval": 60,
+            "agent_version": "0.1.0", "config": config}
+
+
+def test_dashboard_shows_the_push_history(tmp_path, broker, pki, browser, artifacts_dir):
+    """The Configuration view and the device page from a real catalog, first without any push (the
+    history's tables do not exist yet), then with pushes recorded through facility.remote.history."""
+    from facility.remote.history import History, history_catalog
+    catalog = tmp_path / "store" / ".catalog.sqlite3"
+    cat = open_catalog(str(catalog))   # the receiver's tables only: no push was ever made
+    now = time.time()
+    cat.record_statuses([
+        ("dev-ok", _status("dev-ok", version="7", state="applied", applied_version=7, event_version=7), now),
+        # its status has moved on (it reports running 6, applied): only the history says it rolled 7 back
+        ("dev-bad", _status("dev-bad", version="6", state="applied", applied_version=6, event_version=6), now),
+        # the history has no answer yet, its status says it applied 7
+        ("dev-late", _status("dev-late", version="7", state="applied", applied_version=7, event_version=7), now)])
+    cat.close()
+    cfg = load_fleet_config(write_fleet_toml(tmp_path / "admin", broker, pki, catalog_url=str(catalog)))
+    srv = DashboardServer(cfg, port=0).start()
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900}, locale="en-US")
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    hostile = "<script>window.__pwned=1</script> trial: watch folder unreadable"
+    try:
+        page.goto(f"{srv.url}/login#token={srv.dash.token}")
+        page.wait_for_selector("#devices tbody tr")
+        assert page.locator("#devices tbody tr").count() == 3
+        page.click("button[data-filter=attention]")
+        assert page.locator("#devices tbody tr").count() == 0   # nothing to go on yet: all ok
+        page.click("#nav-config")
+        note = page.locator("#history-note")
+        assert note.inner_text() == "No configuration pushed yet." and note.get_attribute("data-code") == "absent"
+        page.goto(srv.url + "/device/dev-bad")
+        page.wait_for_selector("#config-reported")
+        assert page.locator("#history-note").inner_text() == "No configuration pushed yet."
+        assert "6 / applied" in page.locator("#config-reported").inner_text()
+
+        h = History(history_catalog(str(catalog)), tmp_path / "admin" / "remote-audit.jsonl")
+        p1, v1, _ = h.reserve_push(signer="alice", key_id="k1", targets={"devices": ["dev-bad", "dev-ok"]},
+                                   fragment="rescan_seconds = 30\n", sign=lambda v: b"{}")
+        for d in ("dev-bad", "dev-ok"):
+            h.result(p1, d, v1, "applied")
+        h.finish_push(p1, "done")
+        p2, v2, _ = h.reserve_push(signer="<b>mallory</b>", key_id="k1", targets={"groups": ["xrd"]},
+                                   fragment="rescan_seconds = 10\n", sign=lambda v: b"{}")
+        h.result(p2, "dev-ok", v2, "applied")
+        h.result(p2, "dev-bad", v2, "rolled_back", hostile)
+        h.result(p2, "dev-late", v2, "sent")
+        h.close()
+        assert (v1, v2) == (1, 2)
+
+        # the device page updates by itself: its version as it reports it, next to its last push
+        page.locator("#last-push [data-result=rolled_back]").wait_for()
+        last = page.locator("#last-push").inner_text()
+        assert last.startswith(f"Push {p2} · Version 2 · ▲ rolled back") and hostile in last
+        assert page.locator("#device-pushes tbody tr").count() == 2
+        assert page.locator("#config-reported dt").nth(1).inner_text() == "in force"
+        assert page.locator("#config-reported dd").nth(1).inner_text() == "6"    # the version it runs
+        assert page.locator("#device-pushes tbody tr").nth(1).locator("td").nth(4).inner_text() == "● applied"
+        assert "rolled back config version 2: " + hostile in page.locator("#facts").inner_text()
+        page.screenshot(path=str(artifacts_dir / "fleet-device-config.png"), full_page=True)
+        # the list: the rolled-back device needs attention, with the reason
+        page.goto(srv.url + "/?filter=attention")
+        page.wait_for_selector("#devices tbody tr")
+        rows = page.locator("#devices tbody tr")
+        assert rows.count() == 1 and rows.nth(0).get_attribute("data-device") == "dev-bad"
+        assert rows.nth(0).locator("td.state").inner_text().strip() == "▲ Warning"
+        assert rows.nth(0).locator(".why").inner_text() == "rolled back config version 2: " + hostile
+        # the Configuration view: newest first, results per device, hostile strings as text
+        page.click("#nav-config")
+        page.wait_for_selector("section.push")
+        sections = page.locator("section.push")
+        assert [sections.nth(i).get_attribute("data-push") for i in range(2)] == [str(p2), str(p1)]
+        newest = sections.nth(0)
+        assert newest.get_attribute("data-state") == "running"
+        facts = newest.locator(".push-facts").inner_text()
+        assert "<b>mallory</b>" in facts and "group xrd" in facts and "running" in facts
+        assert "applied 1 · rolled back 1 · no answer yet 1" in facts   # as recorded; rows say what it did since
+        res = {newest.locator("tbody tr").nth(i).get_attribute("data-device"):
+               newest.locator("tbody tr").nth(i).inner_text() for i in range(3)}
+        assert list(res)[0] == "dev-bad"                           # what needs attention first
+        assert "▲ rolled back" in res["dev-bad"] and hostile in res["dev-bad"]
+        assert "● applied (from the device's status)" in res["dev-late"]
+        assert "● applied" in res["dev-ok"]
+        assert page.locator("main script, main b").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        page.screenshot(path=str(artifacts_dir / "fleet-config.png"), full_page=True)
+        # Japanese
+        page.goto(srv.url + "/config?lang=ja")
+        page.wait_for_selector("section.push")
+        assert page.locator("h1").inner_text() == "最近の設定配布"
+        assert "ロールバック" in page.locator("section.push").nth(0).locator("tr[data-device=dev-bad]").inner_text()
+        page.goto(srv.url + "/?lang=ja&filter=attention")
+        page.wait_for_selector("#devices tbody tr")
+        assert page.locator(".why").inner_text() == "設定バージョン 2 をロールバック: " + hostile
+        assert not errors, errors
+    finally:
+        ctx.close()
+        srv.stop()

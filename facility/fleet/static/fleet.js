@@ -34,7 +34,7 @@ function why(d) {
   // the server's reasons in this page's language; its English text when a code is new to this page
   return (d.reasons || []).map(r => {
     const t = T["r_" + r.code];
-    return t ? t.replace("{v}", r.value == null ? "" : String(r.value)) : r.text;
+    return t ? t.replace("{v}", r.value == null ? "" : String(r.value)) + (r.detail ? ": " + r.detail : "") : r.text;
   }).join("; ") || d.why;
 }
 function stateCell(d) {
@@ -58,6 +58,7 @@ function header(data) {
     b.onclick = () => { filter = f; history.replaceState(null, "", "?filter=" + f + "&lang=" + boot.lang); render(data); };
     bar.append(b);
   }
+  bar.append(el("a", {href: "/config?lang=" + boot.lang, id: "nav-config"}, T.configuration));
   bar.append(el("span", {class: "meta"}, T.updated + " " + new Date(data.generated_at * 1000).toLocaleTimeString(), " · ", langLink()));
   return bar;
 }
@@ -112,7 +113,74 @@ function renderDevice(data) {
     el("h1", {}, T.device + " " + d.device), dl, el("h2", {}, T.problems), probs,
     el("h2", {}, T.deliveries), el("table", {id: "deliveries"}, el("thead", {}, el("tr", {},
       ...["package", "sample", "translation", "bytes", "stored"].map(k => el("th", {}, T[k])))), pk),
-    el("h2", {}, T.events), ev);
+    el("h2", {}, T.events), ev, ...deviceConfig(d, data));
+}
+// ---------------------------------------------------------------- remote configuration (read-only)
+const RESULT = {applied: ["ok", "●"], refused: ["warning", "▲"], rolled_back: ["warning", "▲"],
+  sent: ["stale", "◆"], no_answer: ["stale", "◆"], waiting: ["stale", "◆"], not_sent: ["offline", "■"]};
+function resultCell(r, tag) {
+  const [cls, sym] = RESULT[r.state] || ["offline", "?"];
+  return el(tag || "td", {class: "state s-" + cls, "data-result": r.state},
+    sym + " " + (T["p_" + r.state] || r.state) + (r.reported ? " " + T.from_status : ""));
+}
+function historyNote(n) {
+  const t = T["h_" + n.code];
+  return el("p", {class: n.code === "absent" ? "meta" : "alert", id: "history-note", "data-code": n.code},
+    t ? t.replace("{v}", n.value || "") : n.text);
+}
+function when(t) { return t == null ? "-" : new Date(t * 1000).toLocaleString() + " (" + age(t) + ")"; }
+function targetsText(t) {
+  if (t.all === true) return T.target_all;
+  if (Array.isArray(t.groups)) return T.target_group + " " + t.groups.join(", ");
+  if (Array.isArray(t.devices)) return T.target_devices + " " + t.devices.join(", ");
+  return JSON.stringify(t);
+}
+function deviceConfig(d, data) {
+  const c = (data.status && data.status.config) || {};
+  const rep = el("dl", {id: "config-reported"});
+  const add = (k, v) => rep.append(el("dt", {}, T[k] || k), el("dd", {}, v));
+  add("cfg_version", (d.config_version || "?") + " / " + (d.config_state || "?"));
+  if (c.applied_version != null) add("in_force", c.applied_version);
+  if (c.desired_version != null) add("desired", c.desired_version);
+  if (c.error) add("reason", (c.event_version != null ? c.event_version + ": " : "") + c.error);
+  const lp = (data.config_pushes || [])[0];
+  if (lp) add("last_push", el("span", {id: "last-push"}, T.push + " " + lp.push_id + " · " + T.cfg_version + " " +
+    lp.version + " · ", resultCell(lp, "span"), lp.reason ? ": " + lp.reason : ""));
+  const out = [el("h2", {}, T.reported_config), rep, el("h2", {}, T.device_pushes)];
+  if (data.history_note) { out.push(historyNote(data.history_note)); return out; }
+  const rows = (data.config_pushes || []).map(r => el("tr", {"data-push": r.push_id},
+    el("td", {}, el("a", {href: "/config?lang=" + boot.lang + "#push-" + r.push_id}, String(r.push_id))),
+    el("td", {}, r.version), el("td", {}, r.signer), el("td", {}, when(r.pushed_at)), resultCell(r),
+    el("td", {class: "reason"}, r.reason || "")));
+  if (!rows.length) { out.push(el("p", {class: "meta", id: "no-pushes"}, T.none)); return out; }
+  out.push(el("table", {id: "device-pushes"}, el("thead", {}, el("tr", {},
+    ...["push", "cfg_version", "signer", "when", "result", "reason"].map(k => el("th", {scope: "col"}, T[k])))),
+    el("tbody", {}, ...rows)));
+  return out;
+}
+function renderConfig(data) {
+  const top = [el("p", {}, el("a", {href: "/?lang=" + boot.lang}, "← " + T.back), " · ", langLink()),
+    el("h1", {}, T.pushes), ...alerts(Object.assign({broker_connected: true}, data))];
+  if (data.history_note) { app.replaceChildren(...top, historyNote(data.history_note)); return; }
+  if (!data.pushes.length) { app.replaceChildren(...top, historyNote({code: "absent"})); return; }
+  const sections = data.pushes.map(p => {
+    const facts = el("dl", {class: "push-facts"});
+    const add = (k, v) => facts.append(el("dt", {}, T[k] || k), el("dd", {}, v));
+    add("cfg_version", p.version); add("signer", p.signer); add("host", p.host || "-");
+    add("targets", targetsText(p.targets || {})); add("state", (T["ps_" + p.state] || p.state) + (p.note ? " · " + p.note : ""));
+    add("when", when(p.pushed_at));
+    add("results", Object.entries(p.counts || {}).map(([k, n]) => (T["p_" + k] || k) + " " + n).join(" · ") || T.none);
+    const rows = p.results.map(r => el("tr", {"data-device": r.device},
+      el("td", {}, el("a", {href: "/device/" + encodeURIComponent(r.device) + "?lang=" + boot.lang}, r.device)),
+      resultCell(r), el("td", {class: "reason"}, r.reason || ""), el("td", {}, age(r.at))));
+    const kids = [el("h2", {}, T.push + " " + p.id + " · " + T.cfg_version + " " + p.version), facts];
+    kids.push(rows.length ? el("table", {class: "results"}, el("thead", {}, el("tr", {},
+      ...["device", "result", "reason", "when"].map(k => el("th", {scope: "col"}, T[k])))), el("tbody", {}, ...rows))
+      : el("p", {class: "meta"}, T.results + ": " + T.none));
+    if (p.results_omitted) kids.push(el("p", {class: "meta"}, "+" + p.results_omitted + " " + T.more_results));
+    return el("section", {class: "push", id: "push-" + p.id, "data-push": p.id, "data-state": p.state}, ...kids);
+  });
+  app.replaceChildren(...top, el("p", {class: "meta"}, T.pushes_limit.replace("{v}", data.limit)), ...sections);
 }
 async function poll(url, fn) {
   try {
@@ -140,5 +208,6 @@ function login() {
   fromHash();
 }
 if (boot.page === "login") login();
+else if (boot.page === "config") poll("/api/config", renderConfig);
 else if (boot.page === "device") poll("/api/device/" + encodeURIComponent(boot.device), renderDevice);
 else poll("/api/fleet", render);
