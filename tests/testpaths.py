@@ -35,3 +35,8 @@ def all_sample_files() -> list[Path]:
     if not SAMPLES.exists():
         return []
     return sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.name != "SOURCES.md")
+
+#: Debian's Chromium (.ci/run installs it) and the flags it needs headless in a container
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -4,7 +4,6 @@ hostile device strings shown as text. Screenshots are checked for the state colo
 from __future__ import annotations
 
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,30 +13,13 @@ import pytest
 from fleet_helpers import SimDevice, write_fleet_toml
 from transport_helpers import wait_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sheets"))
-from sheets_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from testpaths import in_ci  # noqa: E402
 
-from facility.catalog import open_catalog  # noqa: E402
-from facility.catalog.bag_facts import PackageFacts  # noqa: E402
-from facility.fleet.dashboard import DashboardServer  # noqa: E402
-from facility.fleet_config import load_fleet_config  # noqa: E402
+from facility.catalog import open_catalog
+from facility.catalog.bag_facts import PackageFacts
+from facility.fleet.dashboard import DashboardServer
+from facility.fleet_config import load_fleet_config
 
 RED, GREEN = (0xCF, 0x22, 0x2E), (0x1A, 0x7F, 0x37)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        (pytest.fail if in_ci() else pytest.skip)("playwright is not installed (pip install -e '.[test]')")
-    if not CHROMIUM.exists():
-        (pytest.fail if in_ci() else pytest.skip)(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _has_colour(png: Path, rgb: tuple[int, int, int]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sheets_helpers import CHROMIUM, CHROMIUM_ARGS, AgentEnv, in_ci, write_config
+from sheets_helpers import AgentEnv, write_config
 
 
 @pytest.fixture()
@@ -13,24 +13,6 @@ def agent_env(tmp_path: Path):
     env = AgentEnv(tmp_path, tmp_path / "watch", write_config(tmp_path))
     yield env
     env.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if in_ci():
-            pytest.fail("playwright is not installed (pip install -e '.[test]')")
-        pytest.skip("playwright is not installed (pip install -e '.[test]')")
-    if not CHROMIUM.exists():
-        if in_ci():
-            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture()

@@ -15,10 +15,6 @@ import pytest
 
 from testpaths import RDE_VALIDATE, REPO, in_ci, require_shared  # noqa: F401 - re-exported to the sheet tests
 
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 OWNER = "a1" * 28
 
 FIB_VALUES = {"basic.dateSubmitted": "2026-11-20", "sample.names": "W-tip-07", "sample.composition": "W",
