@@ -119,6 +119,12 @@ class FleetWatcher(threading.Thread):
             self._statuses[device] = (S.merge_offline(prev, doc), None if msg.retain else time.time())
             self.changed += 1
 
+    @property
+    def why_disconnected(self) -> str | None:
+        """What the view says while not connected: the watcher's own reason (it is yielding the session to
+        another admin tool) before the link's last error."""
+        return None if self.connected else (self.last_error or self.link.last_error)
+
     def statuses(self) -> Statuses:
         with self._lock:
             return dict(self._statuses)

@@ -98,7 +98,7 @@ def _watch(cfg: FleetConfig, data: Any, args: argparse.Namespace, watcher_cls: A
                 continue
             if tty:
                 print("\x1b[H\x1b[2J", end="")
-            print(time.strftime("%H:%M:%S"), "" if w.connected else f"(not connected: {w.link.last_error})")
+            print(time.strftime("%H:%M:%S"), "" if w.connected else f"(not connected: {w.why_disconnected})")
             print(format_table(lines, now), flush=True)
     except KeyboardInterrupt:
         return 0

@@ -74,7 +74,7 @@ class Dashboard:
             lines = self.data.lines(self.watcher.statuses())
             note = self.data.catalog_note
         return {"generated_at": time.time(), "broker_connected": self.watcher.connected,
-                "broker_error": None if self.watcher.connected else self.watcher.link.last_error,
+                "broker_error": self.watcher.why_disconnected,
                 "catalog_note": note, "devices": [d.as_dict() for d in lines]}
 
     def device(self, device: str) -> dict[str, Any] | None:

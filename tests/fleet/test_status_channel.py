@@ -143,6 +143,7 @@ def test_a_watcher_yields_the_shared_admin_identity_to_a_one_shot_tool(tmp_path,
         while time.monotonic() < until:  # what a command waiting for its results needs: the session kept
             assert tool.loop(timeout=0.05), f"the watcher took the session back: {tool.last_error}"
         assert not w.connected and "reconnecting in 3 s" in (w.last_error or "")
+        assert "another admin tool" in (w.why_disconnected or "")   # what the dashboard shows meanwhile
         tool.close()
         wait_for(lambda: w.connected, 15, "the watcher to reconnect after the tool is done")
     finally:
