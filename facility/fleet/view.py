@@ -234,9 +234,11 @@ def ago(t: float | None, now: float) -> str:
 
 
 def format_line(d: DeviceLine, now: float) -> str:
-    since = {"offline": "since", "stale": "last seen", "ok": "up", "warning": "up", "error": "up"}[d.state]
+    # "up 2h" (online for), "down 3d" (offline for), "last seen 5m ago": "up 2h ago" read as a past event
+    when = "-" if d.since is None else _age(now - d.since)
+    since = {"offline": f"down {when}", "stale": f"last seen {ago(d.since, now)}"}.get(d.state, f"up {when}")
     parts = [f"{d.symbol} {d.label:<7} {d.device:<24}",
-             f"{since} {ago(d.since, now)}",
+             since,
              f"v{d.agent_version or '?'}",
              f"cfg {d.config_version or '?'}/{d.config_state or '?'}",
              f"q {d.queued if d.queued is not None else '-'} f {d.failed if d.failed is not None else '-'}",

@@ -4,6 +4,7 @@ that order, in JSON and in words; and a fleet.toml error in one line."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -60,10 +61,11 @@ def test_fleet_status_orders_offline_stale_error_ok(tmp_path, broker, pki):
         text = fleet("status", "--config", str(cfg))
         lines = text.stdout.splitlines()
         assert lines[0].startswith("4 device(s): 1 offline, 1 stale, 1 error, 1 ok"), text.stdout
-        assert "OFFLINE" in lines[1] and "dev-03" in lines[1]
+        assert "OFFLINE" in lines[1] and "dev-03" in lines[1] and re.search(r"  down \d+[smhd]  ", lines[1])
         assert "STALE" in lines[2] and "dev-01" in lines[2] and "last seen" in lines[2]
         assert "ERROR" in lines[3] and "f 2" in lines[3] and "2 package(s) failed" in lines[3]
-        assert "OK" in lines[4] and "cert 199d" in lines[4]
+        assert "OK" in lines[4] and "cert 199d" in lines[4] and re.search(r"  up \d+[smhd]  ", lines[4])
+        assert " ago" not in lines[4].split("delivered")[0]   # "up 2m", not "up 2m ago"
         # only some devices; --check says whether anything shown needs attention
         only = fleet("status", "--config", str(cfg), "--check", "dev-04")
         assert only.returncode == 0 and only.stdout.splitlines()[0] == "1 device(s): 1 ok", only.stdout
