@@ -18,7 +18,7 @@ import jsonschema
 import platformdirs
 
 from config import config_schema
-from config.validation import ConfigError, broker_address, describe_error, resolve_path  # noqa: F401 - ConfigError and describe_error are part of this module's API
+from config.validation import BrokerAddress, ConfigError, describe_error, resolve_path  # noqa: F401 - ConfigError and describe_error are part of this module's API
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +36,7 @@ DEFAULT_EXCLUDES = ["*.tmp", "*.temp", "~$*", "*~", "*.swp", "*.bak", "*.part", 
 
 
 @dataclass(frozen=True)
-class UploadConfig:
+class UploadConfig(BrokerAddress):
     broker: str
     ca_file: Path
     cert_file: Path
@@ -55,13 +55,6 @@ class UploadConfig:
     status_interval: int = 60
     renew_days: float = 30.0           # agent.fleet.renew: renew this long before the certificate expires
 
-    @property
-    def host(self) -> str:
-        return broker_address(self.broker)[0]
-
-    @property
-    def port(self) -> int:
-        return broker_address(self.broker)[1]
 
 
 @dataclass(frozen=True)

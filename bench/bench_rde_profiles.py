@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time  # noqa: E402
 from facility.rde_export import export_one  # noqa: E402
 from translators import profiles, progress  # noqa: E402
 from translators.registry import load_registry  # noqa: E402
@@ -24,15 +24,6 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 TEMPLATES = SHARED / "rde-official" / "templates"
 PROFILE_OF = {"RDE_XRD": "nims-xrd-rigaku", "RDE_XPS_scienta_omicron": "nims-xps-vamas", "RDE_AES_survey": "nims-aes-survey",
               "RDE_EM_TemDm3_EELS": "nims-temdm3", "RDE_EM_TemDm3_TED": "nims-temdm3", "RDE_EM_Em": "nims-em"}
-
-
-def _median(fn, n: int = 3) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -58,7 +49,7 @@ def main() -> None:
                 write_outputs(result, result.vocabulary or tr.vocabulary(), raws, out, translator=tr.name,
                               version=tr.version, error=err)
 
-            t_translate = _median(translate)
+            t_translate = median_time(translate, 3)
             for d in ("labedge", "meta", "tasksupport", "main_image", "structured", "thumbnail"):
                 if (Path(tmp) / "t" / d).is_dir():
                     shutil.copytree(Path(tmp) / "t" / d, data / d)
@@ -73,9 +64,9 @@ def main() -> None:
                 shutil.copytree(base, work)
                 profiles.apply_profile(work, PROFILE_OF[official.parent.name], TEMPLATES)
 
-            t_copy = _median(lambda: (shutil.rmtree(Path(tmp) / "c", ignore_errors=True), shutil.copytree(base, Path(tmp) / "c")))
-            t_profile = max(_median(profile) - t_copy, 0.0)
-            t_export = _median(lambda: export_one(data.parent, PROFILE_OF[official.parent.name], TEMPLATES, Path(tmp) / "x"))
+            t_copy = median_time(lambda: (shutil.rmtree(Path(tmp) / "c", ignore_errors=True), shutil.copytree(base, Path(tmp) / "c")), 3)
+            t_profile = max(median_time(profile, 3) - t_copy, 0.0)
+            t_export = median_time(lambda: export_one(data.parent, PROFILE_OF[official.parent.name], TEMPLATES, Path(tmp) / "x"), 3)
         print(f"| {official.parent.name} | {name} | {t_translate * 1e3:.1f} | {t_profile * 1e3:.1f} | "
               f"{t_export * 1e3:.1f} | {t_profile / t_translate:.2f} |")
 

@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -24,15 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "remote"))
-
-
-def median(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time  # noqa: E402
 
 
 def main() -> int:
@@ -59,20 +51,20 @@ def main() -> int:
         trust = signed.TrustStore(signed.load_public_pem(fac.root_pub.read_bytes()))
         signed.open_bundle(bundle, trust, now, kind="config")
 
-    ref = median(lambda: (json.loads(bundle), hashlib.sha256(bundle).digest()), args.n)
-    t_open = median(open_it, args.n)
-    t_check = median(lambda: apply.check_document(bundle, cfg, RemoteState(), now=now), max(20, args.n // 5))
+    ref = median_time(lambda: (json.loads(bundle), hashlib.sha256(bundle).digest()), args.n)
+    t_open = median_time(open_it, args.n)
+    t_check = median_time(lambda: apply.check_document(bundle, cfg, RemoteState(), now=now), max(20, args.n // 5))
 
     agent = Agent(cfg)
     agent.start()
-    t_reload = median(lambda: agent.reload(load_config(cfg.source, check_watch_folders=False)), 7)
+    t_reload = median_time(lambda: agent.reload(load_config(cfg.source, check_watch_folders=False)), 7)
     agent.stop()
 
     def cold() -> None:
         a = Agent(load_config(cfg.source, check_watch_folders=False))
         a.start()
         a.stop()
-    t_cold = median(cold, 7)
+    t_cold = median_time(cold, 7)
     print(json.dumps({"bundle_bytes": len(bundle),
                       "reference_json_sha256_ms": round(ref * 1e3, 3),
                       "open_bundle_ms": round(t_open * 1e3, 3), "open_vs_reference": round(t_open / ref, 1),

@@ -94,3 +94,17 @@ def resolve_path(value: str, base: Path) -> Path:
     import os
     q = Path(os.path.expandvars(os.path.expanduser(value)))
     return q if q.is_absolute() else base / q
+
+
+class BrokerAddress:
+    """``host`` and ``port`` of a config dataclass's ``broker`` URL (agent, receiver, fleet, renewal)."""
+
+    broker: str
+
+    @property
+    def host(self) -> str:
+        return broker_address(self.broker)[0]
+
+    @property
+    def port(self) -> int:
+        return broker_address(self.broker)[1]

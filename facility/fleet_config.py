@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-from config.validation import ConfigError, broker_address, read_toml, resolve_path, validate_against
+from config.validation import BrokerAddress, ConfigError, read_toml, resolve_path, validate_against
 from wire.tls import own_cert_summary
 
 
@@ -30,7 +30,7 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True)
-class FleetConfig:
+class FleetConfig(BrokerAddress):
     source: Path
     broker: str
     ca_file: Path
@@ -46,13 +46,6 @@ class FleetConfig:
     status_interval: int = DEFAULT_STATUS_INTERVAL
     dashboard: DashboardConfig = DashboardConfig()
 
-    @property
-    def host(self) -> str:
-        return broker_address(self.broker)[0]
-
-    @property
-    def port(self) -> int:
-        return broker_address(self.broker)[1]
 
     @property
     def token_file(self) -> Path:

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 
-from config.validation import ConfigError, broker_address, read_toml, resolve_path, validate_against
+from config.validation import BrokerAddress, ConfigError, read_toml, resolve_path, validate_against
 from wire.tls import own_cert_summary
 
 
 
 @dataclass(frozen=True)
-class ReceiverConfig:
+class ReceiverConfig(BrokerAddress):
     source: Path
     broker: str
     ca_file: Path
@@ -49,13 +49,6 @@ class ReceiverConfig:
         from facility.catalog.writer import default_catalog_path
         return str(default_catalog_path(self.store_dir))
 
-    @property
-    def host(self) -> str:
-        return broker_address(self.broker)[0]
-
-    @property
-    def port(self) -> int:
-        return broker_address(self.broker)[1]
 
 
 def receiver_schema() -> dict[str, Any]:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from config.validation import ConfigError, broker_address, read_toml, resolve_path, validate_against
+from config.validation import BrokerAddress, ConfigError, read_toml, resolve_path, validate_against
 from facility.pki import PKIError, _load_ca, parse_csr, sign_parsed_csr
 from facility.revocation import is_revoked
 from wire import renewal as R
@@ -106,7 +106,7 @@ def check_renewal(ca_dir: Path, device: str, body: dict[str, Any], *,
 
 
 @dataclass(frozen=True)
-class RenewalConfig:
+class RenewalConfig(BrokerAddress):
     source: Path
     broker: str
     ca_file: Path
@@ -120,13 +120,6 @@ class RenewalConfig:
     reconnect_max: float = 30.0
     log_level: str = "INFO"
 
-    @property
-    def host(self) -> str:
-        return broker_address(self.broker)[0]
-
-    @property
-    def port(self) -> int:
-        return broker_address(self.broker)[1]
 
 
 def load_renewal_config(path: Path | str) -> RenewalConfig:

@@ -20,7 +20,8 @@ from typing import Any, Callable
 from agent import __version__
 from agent.measurement import Measurement
 from agent.package.bag import write_bag_tags
-from agent.package.copying import CopiedFile, copy_and_hash, fsync_dir, hash_file
+from agent.package.copying import CopiedFile, copy_and_hash, hash_file
+from wire.durable import fsync_dir
 from agent.package.ids import new_package_id
 from agent.package.safe_names import path_text, safe_rel_names
 from agent.pairing import Pairing

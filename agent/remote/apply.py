@@ -18,7 +18,8 @@ from typing import Any
 
 from agent.config import Config, ConfigError, parse_config
 from agent.remote.layers import LayerError, RemoteFiles, local_only_keys, merge, parse_fragment
-from agent.remote.state import RemoteState, StateDir, remove_durably, write_atomic
+from agent.remote.state import RemoteState, StateDir, remove_durably
+from wire.durable import write_atomic
 from wire import signed
 
 if sys.version_info >= (3, 11):

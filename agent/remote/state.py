@@ -15,34 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wire.durable import append_audit, fsync_dir, write_atomic
+
 STATES = ("none", "refused", "trial", "applied", "rolled_back")
 SEEN_MAX = 32
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Temp file, fsync, rename, fsync the folder: the old or the new content, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(d: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - Windows cannot open a folder for fsync
-        return
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_durably(path: Path) -> None:
@@ -50,7 +26,7 @@ def remove_durably(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         return
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 @dataclass
@@ -114,14 +90,7 @@ class StateDir:
     def audit(self, event: str, **fields: Any) -> None:
         """Append one line and fsync: the device's own record of who changed its config, and why not."""
         self.ensure()
-        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event, **fields},
-                          ensure_ascii=False, sort_keys=True) + "\n"
-        fd = os.open(self.audit_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_audit(self.audit_file, event, **fields)
 
     def audit_lines(self) -> list[dict[str, Any]]:
         try:

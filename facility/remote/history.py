@@ -11,13 +11,13 @@ here and the pushing process (on any machine) stops before its next wave.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from facility.catalog import Catalog, CatalogError, open_catalog
+from wire.durable import append_audit
 from facility.catalog.migrations import CONFIG_HISTORY
 
 PUSH_COLUMNS = ("id", "version", "signer", "key_id", "targets", "fragment", "pushed_at", "state", "note", "host",
@@ -73,14 +73,7 @@ class History:
 
     # ------------------------------------------------------------------ audit
     def audit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event, **fields},
-                          ensure_ascii=False, sort_keys=True) + "\n"
-        fd = os.open(self.audit_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_audit(self.audit_file, event, **fields)
 
     # ------------------------------------------------------------------ pushes
     def max_version(self) -> int:
